@@ -1,0 +1,61 @@
+# Two commands do all the set-up on a fresh machine with Python 3 and make:
+#   make book   build the website into _build/html (executes the chapters, cached)
+#   make test   lint, unit tests, and nbval over every chapter and solution
+# Both create .venv and install the pinned dependencies when they are missing
+# or out of date; re-running them is quick when nothing changed.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+# Quiet frameworks in every process we start (chapters, nbval kernels, tests).
+export TF_CPP_MIN_LOG_LEVEL := 3
+export TF_ENABLE_ONEDNN_OPTS := 0
+export PYTHONWARNINGS := ignore::DeprecationWarning,ignore::FutureWarning
+export MPLBACKEND := Agg
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: all book test lint browser clean help lock
+
+all: book
+
+help:
+	@echo "make book   build the website into _build/html"
+	@echo "make test   lint + pytest + nbval over chapters and solutions"
+
+$(STAMP): requirements/requirements.txt requirements/constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -r requirements/requirements.txt -c requirements/constraints.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (dlcourse)" >/dev/null
+	touch $@
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --builder html --warningiserror --nitpick --keep-going
+	@echo "The site is in _build/html/index.html"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# Headless Chromium for the page tests: installed from Debian's packages when
+# we may (root with apt-get); otherwise the browser tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "could not install chromium: the browser tests will skip"; \
+	  else echo "chromium missing and not root: the browser tests will skip"; fi; }
+
+test: $(STAMP) lint browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf _build .pytest_cache .ruff_cache
+
+# Re-pin the full environment after changing requirements/requirements.txt.
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --all --exclude-editable | grep -v -E "^(pip|wheel)==" | sed 's/+cpu$$//' > requirements/constraints.txt
+	@echo "wrote requirements/constraints.txt"

@@ -1,0 +1,87 @@
+"""Argument checks shared by the whole package.
+
+Every public function validates its arguments here, so that a bad value gets
+the same kind of message everywhere: the argument's name, what was expected,
+and what was received, e.g. ``rate must be in [0, 1]; received rate=1.5``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+
+def check_rate(rate: object, name: str = "rate", *, allow_one: bool = True) -> float:
+    """Return ``rate`` as a float after checking it is a probability.
+
+    Args:
+        rate: The value to check (a drop probability unless ``name`` says otherwise).
+        name: The argument's name, used in the error message.
+        allow_one: Whether ``1.0`` is accepted (some layers cannot work at 1).
+
+    Returns:
+        ``float(rate)``.
+
+    Raises:
+        TypeError: ``rate`` is not a real number (booleans included).
+        ValueError: ``rate`` is NaN or outside ``[0, 1]`` (``[0, 1)`` if not ``allow_one``).
+    """
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
+        raise TypeError(f"{name} must be a real number in [0, 1]; received {name}={rate!r}")
+    value = float(rate)
+    upper = "1]" if allow_one else "1)"
+    if math.isnan(value) or value < 0.0 or value > 1.0 or (value == 1.0 and not allow_one):
+        raise ValueError(f"{name} must be in [0, {upper}; received {name}={rate!r}")
+    return value
+
+
+def check_positive_int(value: object, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` as an int after checking it is an integer ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}; received {name}={value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; received {name}={value!r}")
+    return int(value)
+
+
+def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
+    """Return ``value`` after checking it is one of ``choices``."""
+    if value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {options}; received {name}={value!r}")
+    return value  # type: ignore[return-value]
+
+
+def as_rng(rng: np.random.Generator | int | None, name: str = "rng") -> np.random.Generator:
+    """Normalise a seed or generator into a :class:`numpy.random.Generator`.
+
+    ``None`` gives fresh entropy, an ``int`` a seeded generator, and a
+    ``Generator`` is returned as it is (so state advances across calls).
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
+        return np.random.default_rng(rng)
+    raise TypeError(
+        f"{name} must be a numpy.random.Generator, an int seed or None; "
+        f"received {name}={rng!r}"
+    )
+
+
+def as_float_array(x: object, name: str = "x") -> np.ndarray:
+    """Return ``x`` as a floating NumPy array without copying float input.
+
+    Floating arrays keep their dtype (float32 stays float32). Integer and
+    boolean input is converted to float64, never truncated. Anything else
+    (strings, objects, complex numbers) is rejected.
+    """
+    arr = np.asarray(x)
+    if np.issubdtype(arr.dtype, np.floating):
+        return arr
+    if np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
+        return arr.astype(np.float64)
+    raise TypeError(
+        f"{name} must be an array of real numbers; received {name} with dtype {arr.dtype}"
+    )
