@@ -9,6 +9,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Hidden grading tests run only inside `dlcourse grade` (they need a submission),
+# and the grader's fixture notebooks/exercise are data, not tests.
+collect_ignore = ["hidden", "grading_fixtures"]
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
 

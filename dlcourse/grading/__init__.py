@@ -1,0 +1,151 @@
+"""The auto-grader: student self-checks, hidden tests, ``dlcourse grade/assign/release``.
+
+Importing this package is light (no pytest, no jupyter_client, no framework):
+student notebooks import :func:`check` from it.
+
+Contract between the grader and the exercises
+=============================================
+
+Exercise ``NAME`` is a notebook stem, e.g. ``01_dropout_from_scratch``.
+
+Notebooks
+    ``solutions/NAME.ipynb`` is the single source. ``dlcourse assign [NAME]``
+    writes ``exercises/NAME.ipynb`` from it (``dlcourse assign --check`` exits 1
+    when ``exercises/`` is out of date):
+
+    * in code cells, the lines between ``# BEGIN SOLUTION`` and
+      ``# END SOLUTION`` (markers included) become
+      ``raise NotImplementedError("Write your answer here.")`` at the marker's
+      indentation; keep the ``def`` line above the markers so the stub is a
+      function that raises;
+    * in markdown cells, text between ``<!-- BEGIN SOLUTION -->`` and
+      ``<!-- END SOLUTION -->`` becomes ``*Write your answer here.*``;
+    * cells tagged ``solution-only`` are dropped;
+    * cells tagged ``answer`` are the student's answer cells: a submission that
+      lacks one (matched by cell id) is reported in its results;
+    * outputs, execution counts and execution metadata are cleared; the
+      kernelspec is ``python3``.
+
+Public self-checks (run by the student, in the student's own kernel)
+    The notebook's first code cell sets ``EXERCISE = "NAME"`` and runs
+    ``from dlcourse.grading import check``; a later cell calls ``check("q1")``.
+    ``check`` reads ``EXERCISE`` from the calling notebook's globals (or takes
+    ``check("q1", exercise="NAME")``), imports
+    ``dlcourse.grading.public_checks.NAME`` and runs every function in its
+    ``CHECKS["q1"]`` list with the notebook's globals dict as the only
+    argument. A check function fails by raising ``AssertionError("message for
+    the student")``; the first line of its docstring is its title. Other
+    exceptions are reported as "your code raised ...", ``NotImplementedError``
+    as "not answered yet". The report never shows check code or answers and
+    ends with "public tests passed — hidden tests not run".
+
+Hidden tests (run by the grader, in the grader's process)
+    ``tests/hidden/NAME/test_*.py`` are pytest files. Run with assertion
+    rewriting off, so the feedback a student sees is exactly the assertion
+    message (write ``assert ok, "message for the student"``); they never see
+    test code. Fixtures the grader provides:
+
+    ``submission``
+        a proxy to the student's kernel (:class:`dlcourse.grading.proxy.Submission`):
+        ``submission.call("func", *args, timeout=None, **kwargs)``,
+        ``submission.new("Class", *args, **kwargs)`` -> handle with
+        ``.call("method", ...)``, ``.get("attr")``; ``submission.get("var")``,
+        ``submission.has("name")``, ``submission.ref("var")`` (pass a
+        kernel-side object as an argument; dotted paths ``"model.fc"`` work),
+        ``submission.tensor(array)`` (pass a NumPy array that arrives as a
+        ``torch.Tensor``). Arguments: NumPy arrays and scalars, Python scalars,
+        str, None, lists/tuples/dicts of those, refs and handles. Results come
+        back as NumPy arrays (``np.load(allow_pickle=False)``), NumPy/Python
+        scalars, str, None, lists, tuples and dicts (keys may be any of those
+        scalars); a ``torch.Tensor`` comes back as a NumPy array; any other
+        type raises ``SubmissionError("... returned an object of type X ...")``.
+        A student exception raises :class:`SubmissionError` (``.ename``,
+        ``.evalue``), a time-out :class:`SubmissionTimeout`, a dead kernel
+        :class:`SubmissionDied` (every later test of that notebook fails with
+        the same reason). Do not catch these: the grader turns them into
+        feedback.
+    ``notebook``
+        the submitted notebook as an ``nbformat.NotebookNode`` (read-only use).
+
+    Decorators: ``@points(2)`` (default 1; every parametrised case earns the
+    points), ``@visibility("visible" | "after_published" | "hidden")``
+    (default ``"visible"``). The first line of a test's docstring is its title.
+
+    Optional ``tests/hidden/NAME/grading.json``::
+
+        {"blocked": ["dlcourse.scratch.dropout:dropout_forward", ...],
+         "cell_timeout": 60, "notebook_timeout": 600, "memory_mb": 4096}
+
+    ``blocked`` lists ``module:attribute`` references that the student must
+    write themselves: inside the student's kernel they raise
+    ``"calling dlcourse's reference implementation earns no credit"`` when
+    called from the student's code (dlcourse's own internals still use them).
+    The other keys override the command-line defaults for that exercise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from dlcourse.grading.errors import (
+    GraderError,
+    SubmissionDied,
+    SubmissionError,
+    SubmissionTimeout,
+)
+from dlcourse.grading.public import check
+
+__all__ = [
+    "GraderError",
+    "SubmissionDied",
+    "SubmissionError",
+    "SubmissionTimeout",
+    "VISIBILITIES",
+    "check",
+    "points",
+    "visibility",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Gradescope's visibility levels of a test.
+VISIBILITIES = ("visible", "after_published", "hidden")
+
+
+def points(value: float) -> Callable[[F], F]:
+    """Give a hidden test ``value`` points (default 1).
+
+    Args:
+        value: Points earned when the test passes; must be >= 0.
+
+    Returns:
+        A decorator that records the points on the test function.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"points must be a number >= 0; received value={value!r}")
+
+    def decorate(func: F) -> F:
+        func.__dlcourse_points__ = float(value)  # type: ignore[attr-defined]
+        return func
+
+    return decorate
+
+
+def visibility(level: str) -> Callable[[F], F]:
+    """Set a hidden test's Gradescope visibility.
+
+    Args:
+        level: ``"visible"`` (default), ``"after_published"`` or ``"hidden"``.
+
+    Returns:
+        A decorator that records the visibility on the test function.
+    """
+    if level not in VISIBILITIES:
+        raise ValueError(f"visibility must be one of {VISIBILITIES}; received level={level!r}")
+
+    def decorate(func: F) -> F:
+        func.__dlcourse_visibility__ = level  # type: ignore[attr-defined]
+        return func
+
+    return decorate

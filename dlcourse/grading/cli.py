@@ -1,0 +1,102 @@
+"""Sub-commands ``dlcourse grade``, ``dlcourse assign`` and ``dlcourse release``.
+
+Heavy imports (jupyter_client, pytest) happen inside the handlers so that
+``dlcourse --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Attach the grading sub-commands to the ``dlcourse`` parser."""
+    grade = subparsers.add_parser(
+        "grade",
+        help="grade submitted notebooks against an exercise's hidden tests",
+        description=(
+            "Grade notebooks (files or folders of .ipynb) against the hidden tests of "
+            "one exercise. Each submission runs in its own sandboxed kernel. Writes "
+            "OUT/<student>/results.json (Gradescope format) and OUT/grades.csv, and "
+            "prints a summary. Grading one student again updates just that row. "
+            "The exit status is non-zero only when the grader itself fails."
+        ),
+    )
+    grade.add_argument("submissions", nargs="+", type=Path, help="notebooks or folders")
+    grade.add_argument("--exercise", required=True, help="exercise name, e.g. 01_dropout_from_scratch")
+    grade.add_argument("--out", type=Path, default=Path("grading-out"),
+                       help="results folder (default: grading-out)")
+    grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default: 1)")
+    grade.add_argument("--timeout", type=float, default=None,
+                       help="seconds per cell and per call (default 60, or the exercise's grading.json)")
+    grade.add_argument("--notebook-timeout", type=float, default=None,
+                       help="seconds per notebook, all cells and tests together (default 600)")
+    grade.add_argument("--memory-mb", type=int, default=None,
+                       help="memory limit of each kernel in MiB (default 4096)")
+    grade.add_argument("--isolation", choices=("auto", "user", "none"), default="auto",
+                       help="'user': run kernels as an unprivileged user (needs root; fails if it "
+                            "cannot); 'auto' (default): do so when possible, warn otherwise; "
+                            "'none': run kernels as the current user")
+    grade.add_argument("--root", type=Path, default=None,
+                       help="course folder holding tests/hidden/ and exercises/ (default: found "
+                            "from the current folder)")
+    grade.add_argument("--results-json", type=Path, default=None,
+                       help="also write the single submission's results.json here (Gradescope)")
+    grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+    grade.set_defaults(handler=_grade)
+
+    assign = subparsers.add_parser(
+        "assign",
+        help="write exercises/NAME.ipynb from solutions/NAME.ipynb",
+        description="Generate the student notebooks from the solution notebooks.",
+    )
+    assign.add_argument("names", nargs="*", help="exercises (default: all)")
+    assign.add_argument("--solutions", type=Path, default=Path("solutions"))
+    assign.add_argument("--exercises", type=Path, default=Path("exercises"))
+    assign.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 when a student notebook is out of date")
+    assign.set_defaults(handler=_assign)
+
+    release = subparsers.add_parser(
+        "release",
+        help="build the student bundle and the Gradescope autograder zips",
+        description=(
+            "Build OUT/dlcourse-student.zip (exercise notebooks, public checks and the "
+            "dlcourse package; no solutions, no hidden tests) and one Gradescope "
+            "autograder zip per exercise, OUT/autograder-NAME.zip."
+        ),
+    )
+    release.add_argument("--out", type=Path, default=Path("dist"))
+    release.add_argument("--root", type=Path, default=Path("."))
+    release.set_defaults(handler=_release)
+
+
+def _assign(args: argparse.Namespace) -> int:
+    from dlcourse.grading.assign import assign
+
+    changed = assign(args.names, solutions_dir=args.solutions, exercises_dir=args.exercises,
+                     check=args.check)
+    if args.check:
+        if changed:
+            print("out of date (run `dlcourse assign`): " + ", ".join(changed), file=sys.stderr)
+            return 1
+        print("exercises/ is up to date")
+        return 0
+    print("wrote: " + (", ".join(changed) if changed else "nothing (already up to date)"))
+    return 0
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from dlcourse.grading.batch import grade_command
+
+    return grade_command(args)
+
+
+def _release(args: argparse.Namespace) -> int:
+    from dlcourse.grading.release import release
+
+    for path in release(root=args.root, out=args.out):
+        print(f"wrote {path}")
+    return 0
