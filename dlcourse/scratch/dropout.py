@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from dlcourse._checks import as_float_array, as_rng, check_choice, check_rate
+from dlcourse.scratch.layers import Layer
 
 MODES = ("inverted", "weight_scaling")
 
@@ -91,6 +92,7 @@ def dropout_forward(
     rng: np.random.Generator | int | None = None,
     noise_shape=None,
     mode: str = "inverted",
+    mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Apply dropout to ``x``.
 
@@ -105,6 +107,9 @@ def dropout_forward(
         mode: ``"inverted"`` (scale survivors by ``1/keep`` in training) or
             ``"weight_scaling"`` (no scaling in training, multiply by ``keep``
             at inference).
+        mask: A given boolean keep mask of the (resolved) ``noise_shape``
+            instead of a random draw, e.g. to compare with another library on
+            the same mask, or to hold the mask fixed in a gradient check.
 
     Returns:
         ``(out, cache)``: ``out`` has the shape and (floating) dtype of ``x``;
@@ -125,12 +130,25 @@ def dropout_forward(
         out = x if scale == 1.0 else x * x.dtype.type(scale)
         return out, {"mask": None, "scale": scale, "shape": x.shape}
     shape = resolve_noise_shape(x.shape, noise_shape)
-    mask = bernoulli_keep_mask(shape, rate, as_rng(rng))
+    if mask is None:
+        mask = bernoulli_keep_mask(shape, rate, as_rng(rng))
+    else:
+        mask = _check_mask(mask, shape)
     scale = (1.0 / keep if keep > 0.0 else 0.0) if mode == "inverted" else 1.0
     out = np.multiply(x, mask, dtype=x.dtype)
     if scale != 1.0:
         out *= x.dtype.type(scale)
     return out, {"mask": mask, "scale": scale, "shape": x.shape}
+
+
+def _check_mask(mask: object, shape: tuple[int, ...]) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_ or mask.shape != tuple(shape):
+        raise ValueError(
+            f"mask must be a boolean array of shape {tuple(shape)}; received mask of "
+            f"shape {mask.shape} and dtype {mask.dtype}"
+        )
+    return mask
 
 
 def dropout_backward(dout: np.ndarray, cache: dict[str, Any]) -> np.ndarray:
@@ -157,7 +175,7 @@ def dropout_backward(dout: np.ndarray, cache: dict[str, Any]) -> np.ndarray:
     return dx
 
 
-class Dropout:
+class Dropout(Layer):
     """A dropout layer: keeps hyper-parameters and a cache, calls the functional core.
 
     Args:
@@ -169,46 +187,67 @@ class Dropout:
 
     Attributes:
         training: ``True`` after :meth:`train` (the default), ``False`` after :meth:`eval`.
+        params, grads: Empty dicts (dropout has no parameters); present so that
+            every layer has the same interface.
+        frozen: While ``True`` (see :meth:`freeze`), training-mode forward passes
+            reuse one mask instead of drawing a new one.
+
+    Holding the mask fixed:
+        A gradient check evaluates the network many times with perturbed inputs
+        and must see the *same* function each time, i.e. the same mask. Call
+        :meth:`freeze`: the next training-mode forward draws a mask (unless
+        one is already cached) and every later one reuses it, until
+        :meth:`unfreeze`. :func:`dlcourse.scratch.gradcheck.check_model` does this
+        for every dropout layer of a model.
 
     Example:
         >>> layer = Dropout(0.2, rng=0)
         >>> out = layer.forward(np.ones((2, 3), dtype=np.float32))
         >>> layer.eval().forward(np.ones(3)).tolist()
         [1.0, 1.0, 1.0]
+
+    References:
+        Srivastava et al. (2014), JMLR 15.
     """
 
     def __init__(self, rate: float, *, rng=None, noise_shape=None, mode: str = "inverted"):
+        super().__init__()
         self.rate = check_rate(rate)
         self.mode = check_choice(mode, "mode", MODES)
         self.noise_shape = noise_shape
         self.rng = as_rng(rng)
-        self.training = True
         self.cache: dict[str, Any] | None = None
+        self.frozen = False
+        self._held_mask: np.ndarray | None = None
 
     @property
     def keep(self) -> float:
         """The keep probability ``1 - rate``."""
         return 1.0 - self.rate
 
-    def train(self) -> Dropout:
-        """Switch to training mode (drop units); returns ``self``."""
-        self.training = True
+    def freeze(self) -> Dropout:
+        """Hold the mask fixed (see the class docstring); returns ``self``."""
+        self.frozen = True
+        if self._held_mask is None and self.cache is not None:
+            self._held_mask = self.cache["mask"]
         return self
 
-    def eval(self) -> Dropout:
-        """Switch to inference mode (the inference rule of ``mode``); returns ``self``."""
-        self.training = False
+    def unfreeze(self) -> Dropout:
+        """Draw a fresh mask on every training-mode forward again; returns ``self``."""
+        self.frozen = False
+        self._held_mask = None
         return self
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Apply dropout (see :func:`dropout_forward`) and remember the mask."""
+        held = self._held_mask if (self.frozen and self.training) else None
         out, self.cache = dropout_forward(
             x, self.rate, training=self.training, rng=self.rng,
-            noise_shape=self.noise_shape, mode=self.mode,
+            noise_shape=self.noise_shape, mode=self.mode, mask=held,
         )
+        if self.frozen and self.training and self._held_mask is None:
+            self._held_mask = self.cache["mask"]
         return out
-
-    __call__ = forward
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         """Gradient with respect to the last forward input (see :func:`dropout_backward`)."""

@@ -1,0 +1,208 @@
+"""Layers of the NumPy toolkit: ``Linear`` and the activations.
+
+Every layer (``Dropout`` included) has the same small interface, the one
+PyTorch's ``nn.Module`` made familiar:
+
+* ``forward(x)`` (also ``layer(x)``) computes the output and caches what the
+  backward pass needs;
+* ``backward(dout)`` takes the gradient of the loss with respect to the output
+  and returns the gradient with respect to the input, storing the parameter
+  gradients in ``grads``;
+* ``params`` / ``grads``: dicts with the same keys (empty for parameter-free
+  layers), so an optimiser can update ``params[k]`` with ``grads[k]``;
+* ``train()`` / ``eval()`` set ``training`` (only dropout behaves differently).
+
+References:
+    He et al. (2015), "Delving Deep into Rectifiers", ICCV (He initialisation).
+    Glorot & Bengio (2010), "Understanding the difficulty of training deep
+    feedforward neural networks", AISTATS (Glorot initialisation).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlcourse._checks import as_float_array, as_rng, check_choice, check_positive_int
+
+INITS = ("he", "glorot")
+
+
+class Layer:
+    """Base class: the interface every layer of :mod:`dlcourse.scratch` shares.
+
+    Attributes:
+        params: Parameter arrays by name (empty for parameter-free layers).
+        grads: Gradients of the last :meth:`backward`, same keys and shapes as ``params``.
+        training: ``True`` after :meth:`train` (the default), ``False`` after :meth:`eval`.
+    """
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.training = True
+
+    def train(self) -> Layer:
+        """Switch to training mode; returns ``self``."""
+        self.training = True
+        return self
+
+    def eval(self) -> Layer:
+        """Switch to inference mode; returns ``self``."""
+        self.training = False
+        return self
+
+    def forward(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+        """Compute the output for input ``x`` and cache what :meth:`backward` needs."""
+        raise NotImplementedError
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
+        """Return ``dL/dx`` given ``dout = dL/dout`` (and fill :attr:`grads`)."""
+        raise NotImplementedError
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    def _cached(self, name: str):
+        value = getattr(self, name, None)
+        if value is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return value
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Linear(Layer):
+    """Fully connected layer ``y = x W + b``.
+
+    Args:
+        in_features: Size ``D`` of each input row.
+        out_features: Size ``H`` of each output row.
+        init: ``"he"`` draws ``W ~ N(0, 2/D)`` (for ReLU networks);
+            ``"glorot"`` draws ``W ~ U(-a, a)`` with ``a = sqrt(6/(D+H))``
+            (for sigmoid/tanh networks). Biases start at zero.
+        rng: Generator or seed of the initialisation.
+        dtype: Floating dtype of the parameters.
+
+    Shapes:
+        ``x``: ``(N, D)``; ``W``: ``(D, H)``; ``b``: ``(H,)``; output ``(N, H)``.
+
+    Backward:
+        ``dW = x^T dout``, ``db = sum_n dout``, ``dx = dout W^T``.
+
+    References:
+        He et al. (2015), ICCV; Glorot & Bengio (2010), AISTATS.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        init: str = "he",
+        rng: np.random.Generator | int | None = None,
+        dtype=np.float32,
+    ) -> None:
+        super().__init__()
+        self.in_features = check_positive_int(in_features, "in_features")
+        self.out_features = check_positive_int(out_features, "out_features")
+        self.init = check_choice(init, "init", INITS)
+        dtype = np.dtype(dtype)
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"dtype must be a floating dtype; received dtype={dtype}")
+        gen = as_rng(rng)
+        d, h = self.in_features, self.out_features
+        if init == "he":
+            w = gen.standard_normal((d, h)) * np.sqrt(2.0 / d)
+        else:
+            limit = np.sqrt(6.0 / (d + h))
+            w = gen.uniform(-limit, limit, size=(d, h))
+        self.params = {"W": w.astype(dtype), "b": np.zeros(h, dtype=dtype)}
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self._x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Return ``x W + b`` for ``x`` of shape ``(N, D)``."""
+        x = as_float_array(x)
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(
+                f"x must have shape (N, {self.in_features}); received x of shape {x.shape}"
+            )
+        self._x = x
+        return x @ self.params["W"] + self.params["b"]
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """Fill ``grads["W"]``, ``grads["b"]`` and return ``dx = dout W^T`` ``(N, D)``."""
+        x = self._cached("_x")
+        dout = as_float_array(dout, "dout")
+        if dout.shape != (x.shape[0], self.out_features):
+            raise ValueError(
+                f"dout must have shape {(x.shape[0], self.out_features)}; "
+                f"received dout of shape {dout.shape}"
+            )
+        w = self.params["W"]
+        self.grads["W"] = (x.T @ dout).astype(w.dtype, copy=False)
+        self.grads["b"] = dout.sum(axis=0).astype(w.dtype, copy=False)
+        return dout @ w.T
+
+    def __repr__(self) -> str:
+        return (f"Linear({self.in_features}, {self.out_features}, init={self.init!r}, "
+                f"dtype={self.params['W'].dtype})")
+
+
+class ReLU(Layer):
+    """Rectified linear unit ``max(0, x)``, elementwise.
+
+    Backward: ``dx = dout * [x > 0]`` (the subgradient 0 is used at ``x == 0``).
+
+    References:
+        Nair & Hinton (2010), "Rectified Linear Units Improve Restricted Boltzmann Machines".
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Return ``max(0, x)`` with the shape and dtype of ``x``."""
+        x = as_float_array(x)
+        self._positive = x > 0
+        return np.where(self._positive, x, x.dtype.type(0))
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """Return ``dout * [x > 0]``."""
+        positive = self._cached("_positive")
+        dout = as_float_array(dout, "dout")
+        return np.where(positive, dout, dout.dtype.type(0))
+
+
+class Sigmoid(Layer):
+    """Logistic sigmoid ``s = 1 / (1 + exp(-x))``, elementwise.
+
+    Backward: ``dx = dout * s * (1 - s)``. Computed without overflow for large ``|x|``.
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Return ``1 / (1 + exp(-x))`` with the shape and dtype of ``x``."""
+        x = as_float_array(x)
+        # exp of a non-positive number only, so large |x| never overflows
+        e = np.exp(-np.abs(x))
+        s = np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+        self._s = s
+        return s
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """Return ``dout * s * (1 - s)``."""
+        s = self._cached("_s")
+        return as_float_array(dout, "dout") * s * (1 - s)
+
+
+class Tanh(Layer):
+    """Hyperbolic tangent ``t = tanh(x)``, elementwise. Backward: ``dx = dout * (1 - t^2)``."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Return ``tanh(x)`` with the shape and dtype of ``x``."""
+        x = as_float_array(x)
+        self._t = np.tanh(x)
+        return self._t
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """Return ``dout * (1 - tanh(x)^2)``."""
+        t = self._cached("_t")
+        return as_float_array(dout, "dout") * (1 - t * t)

@@ -1,0 +1,89 @@
+"""Softmax and the softmax cross-entropy loss.
+
+References:
+    Goodfellow, Bengio & Courville (2016), *Deep Learning*, §6.2.2.3 (softmax units).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dlcourse._checks import as_float_array
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax ``p_ij = exp(z_ij) / sum_k exp(z_ik)``.
+
+    The row maximum is subtracted first, which changes nothing mathematically
+    and keeps ``exp`` from overflowing.
+
+    Args:
+        logits: ``(N, C)`` scores (any shape; the last axis is normalised).
+
+    Returns:
+        Probabilities of the same shape and floating dtype, each row summing to 1.
+    """
+    z = as_float_array(logits, "logits")
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _check_labels(y: object, n: int, c: int) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or len(y) != n:
+        raise ValueError(
+            f"y must be a 1-D array of {n} integer labels; received y of shape {y.shape} "
+            f"and dtype {y.dtype}"
+        )
+    if n and (y.min() < 0 or y.max() >= c):
+        raise ValueError(
+            f"y must hold labels in [0, {c}); received labels from {int(y.min())} to {int(y.max())}"
+        )
+    return y
+
+
+class SoftmaxCrossEntropy:
+    """Mean cross-entropy of a softmax over logits, with its gradient.
+
+    Formula:
+        ``L = -(1/N) sum_n log softmax(z_n)[y_n]``, computed as
+        ``logsumexp(z_n) - z_n[y_n]`` for stability; the gradient is
+        ``dL/dz = (softmax(z) - onehot(y)) / N``.
+
+    Example:
+        >>> loss = SoftmaxCrossEntropy()
+        >>> value = loss.forward(np.zeros((2, 4)), np.array([0, 3]))
+        >>> round(value, 6) == round(float(np.log(4)), 6)
+        True
+    """
+
+    def __init__(self) -> None:
+        self._probs: np.ndarray | None = None
+        self._y: np.ndarray | None = None
+
+    def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
+        """Return the mean loss of ``logits`` ``(N, C)`` for integer labels ``y`` ``(N,)``."""
+        z = as_float_array(logits, "logits")
+        if z.ndim != 2:
+            raise ValueError(f"logits must have shape (N, C); received logits of shape {z.shape}")
+        y = _check_labels(y, z.shape[0], z.shape[1])
+        shifted = z - z.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(shifted).sum(axis=1))
+        log_probs_true = shifted[np.arange(len(y)), y] - log_norm
+        self._probs = np.exp(shifted - log_norm[:, None])
+        self._y = y
+        return float(-log_probs_true.mean()) if len(y) else 0.0
+
+    __call__ = forward
+
+    def backward(self) -> np.ndarray:
+        """Return ``dL/dlogits = (softmax(logits) - onehot(y)) / N``, shape ``(N, C)``."""
+        if self._probs is None or self._y is None:
+            raise RuntimeError("SoftmaxCrossEntropy.backward called before forward")
+        d = self._probs.copy()
+        n = len(self._y)
+        d[np.arange(n), self._y] -= 1
+        return d / max(n, 1)
+
+    def __repr__(self) -> str:
+        return "SoftmaxCrossEntropy()"
