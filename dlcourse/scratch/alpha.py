@@ -1,0 +1,147 @@
+"""Alpha dropout: dropout that keeps SELU activations normalised.
+
+SELU networks keep activations near mean 0, variance 1. Setting dropped
+units to 0 would shift both moments, because 0 is not the activation's
+"resting" value. Alpha dropout sets dropped units to the SELU saturation
+value :math:`\\alpha' = -\\lambda\\alpha` and then applies an affine map that
+restores mean 0 and variance 1 for a standard-normal input:
+
+.. math::
+
+    \\tilde a = A\\,\\bigl(a\\,m + \\alpha'(1 - m)\\bigr) + B,\\qquad
+    m \\sim \\text{Bernoulli}(q),\\ q = 1 - \\text{rate},
+
+    A = \\bigl(q\\,(1 + \\text{rate}\\,\\alpha'^2)\\bigr)^{-1/2},\\qquad
+    B = -A\\,\\alpha'\\,\\text{rate}.
+
+Inference is the identity. ``rate`` must be below 1 (``A`` is infinite at 1).
+Framework forms: ``torch.nn.AlphaDropout`` and ``keras.layers.AlphaDropout``.
+
+References:
+    Klambauer et al. (2017), "Self-Normalizing Neural Networks", NeurIPS,
+    arXiv:1706.02515, section "New Dropout Technique".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dlcourse._checks import as_float_array, as_rng, check_rate
+from dlcourse.scratch.dropout import bernoulli_keep_mask, resolve_noise_shape
+from dlcourse.scratch.layers import Layer
+
+#: SELU constants (Klambauer et al. 2017, eq. 14).
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_LAMBDA = 1.0507009873554804934193349852946
+#: The value dropped units are set to, ``-lambda * alpha``.
+ALPHA_PRIME = -SELU_LAMBDA * SELU_ALPHA
+
+
+def alpha_dropout_affine(rate: float) -> tuple[float, float]:
+    """Return the affine correction ``(A, B)`` for drop rate ``rate`` in ``[0, 1)``."""
+    rate = check_rate(rate, allow_one=False)
+    keep = 1.0 - rate
+    a = (keep * (1.0 + rate * ALPHA_PRIME**2)) ** -0.5
+    return a, -a * ALPHA_PRIME * rate
+
+
+def alpha_dropout_forward(
+    x: np.ndarray,
+    rate: float,
+    *,
+    training: bool = True,
+    rng: np.random.Generator | int | None = None,
+    noise_shape=None,
+    mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Apply alpha dropout (see the module docstring for the formula).
+
+    Args:
+        x: Input of any shape, e.g. ``(N, D)``; floating dtype is preserved.
+        rate: Drop probability, in ``[0, 1)``.
+        training: Drop (``True``) or return ``x`` (``False``).
+        rng: A ``numpy.random.Generator``, an int seed, or ``None``.
+        noise_shape: Mask shape broadcast over axes of size 1 (as in Keras).
+        mask: Optional boolean keep mask (broadcastable to ``x``) to use instead
+            of drawing one, to compare with another implementation.
+
+    Returns:
+        ``(out, cache)``; ``cache`` holds the keep mask and ``A``.
+    """
+    rate = check_rate(rate, allow_one=False)
+    x = as_float_array(x)
+    if not training or (rate == 0.0 and mask is None):
+        return x, {"mask": None, "a": 1.0, "shape": x.shape}
+    if mask is None:
+        mask = bernoulli_keep_mask(resolve_noise_shape(x.shape, noise_shape), rate, as_rng(rng))
+    mask = np.asarray(mask, dtype=bool)
+    a, b = alpha_dropout_affine(rate)
+    t = x.dtype.type
+    out = np.where(mask, x * t(a), t(a * ALPHA_PRIME)) + t(b)
+    return out.astype(x.dtype, copy=False), {"mask": mask, "a": a, "shape": x.shape}
+
+
+def alpha_dropout_backward(dout: np.ndarray, cache: dict[str, Any]) -> np.ndarray:
+    """Backward pass of :func:`alpha_dropout_forward`: ``dx = dout * A * m``."""
+    dout = as_float_array(dout, "dout")
+    if dout.shape != tuple(cache["shape"]):
+        raise ValueError(
+            f"dout must have the shape of the forward input {tuple(cache['shape'])}; "
+            f"received dout of shape {dout.shape}"
+        )
+    if cache["mask"] is None:
+        return dout
+    return np.multiply(dout, cache["mask"], dtype=dout.dtype) * dout.dtype.type(cache["a"])
+
+
+class AlphaDropout(Layer):
+    """Alpha dropout layer for SELU networks (see :func:`alpha_dropout_forward`).
+
+    Args:
+        rate: Drop probability, in ``[0, 1)``.
+        rng: Generator or seed for the masks.
+        noise_shape: Mask shape broadcast over axes of size 1.
+    """
+
+    def __init__(self, rate: float, *, rng=None, noise_shape=None):
+        super().__init__()
+        self.rate = check_rate(rate, allow_one=False)
+        self.rng = as_rng(rng)
+        self.noise_shape = noise_shape
+        self.cache: dict[str, Any] | None = None
+        self.frozen = False
+        self._held: np.ndarray | None = None
+
+
+    def freeze(self) -> AlphaDropout:
+        """Hold the mask of the next training forward fixed (for gradient checks)."""
+        self.frozen = True
+        return self
+
+    def unfreeze(self) -> AlphaDropout:
+        """Draw fresh mask on every training forward again; returns ``self``."""
+        self.frozen = False
+        self._held = None
+        return self
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Apply alpha dropout and remember the mask for :meth:`backward`."""
+        held = self._held if (self.frozen and self.training) else None
+        out, self.cache = alpha_dropout_forward(
+            x, self.rate, training=self.training, rng=self.rng, noise_shape=self.noise_shape,
+            mask=held,
+        )
+        if self.frozen and self.training:
+            self._held = self.cache["mask"]
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """Gradient with respect to the last forward input."""
+        if self.cache is None:
+            raise RuntimeError("AlphaDropout.backward called before forward")
+        return alpha_dropout_backward(dout, self.cache)
+
+    def __repr__(self) -> str:
+        return f"AlphaDropout(rate={self.rate}, training={self.training})"

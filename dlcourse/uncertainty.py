@@ -1,0 +1,86 @@
+"""Predictive uncertainty from Monte-Carlo samples of class probabilities.
+
+Framework-free: every ``mc_predict`` (NumPy, PyTorch, Keras) collects ``T``
+stochastic forward passes as an array ``probs`` of shape ``(T, N, C)`` and
+calls :func:`summarize` here. With :math:`\\bar p = \\frac1T\\sum_t p_t`:
+
+* predictive mean :math:`\\bar p` ``(N, C)``;
+* predictive standard deviation over the samples ``(N, C)``;
+* predictive entropy :math:`H[\\bar p] = -\\sum_c \\bar p_c \\log \\bar p_c` ``(N,)``
+  (total uncertainty, in nats);
+* mutual information (BALD)
+  :math:`I = H[\\bar p] - \\frac1T \\sum_t H[p_t]` ``(N,)``: the part of
+  the uncertainty due to the weights (epistemic); 0 when every sample agrees.
+
+References:
+    Gal & Ghahramani (2016), "Dropout as a Bayesian Approximation", ICML,
+    arXiv:1506.02142. Houlsby et al. (2011), "Bayesian Active Learning for
+    Classification and Preference Learning" (BALD), arXiv:1112.5745.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dlcourse._checks import as_float_array
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax along ``axis``; dtype preserved."""
+    logits = as_float_array(logits, "logits")
+    z = logits - logits.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def entropy(probs: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Shannon entropy in nats along ``axis``, with ``0 log 0 = 0``."""
+    probs = as_float_array(probs, "probs")
+    logs = np.log(np.where(probs > 0, probs, 1.0))
+    return -(probs * logs).sum(axis=axis)
+
+
+@dataclass(frozen=True)
+class MCPrediction:
+    """Summary of Monte-Carlo predictions (see the module docstring).
+
+    Attributes:
+        mean: Predictive mean ``(N, C)``.
+        std: Standard deviation over samples ``(N, C)``.
+        entropy: Predictive entropy ``(N,)`` (nats).
+        mutual_information: BALD score ``(N,)`` (nats), ``0 <= MI <= entropy``.
+        samples: The sampled probabilities ``(T, N, C)``.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    entropy: np.ndarray
+    mutual_information: np.ndarray
+    samples: np.ndarray
+
+    def predict(self) -> np.ndarray:
+        """Labels ``(N,)`` of the predictive mean."""
+        return self.mean.argmax(axis=-1)
+
+
+def summarize(probs: np.ndarray) -> MCPrediction:
+    """Summarise sampled probabilities ``(T, N, C)`` (each row summing to 1).
+
+    Raises:
+        ValueError: ``probs`` is not 3-D, has negative entries or rows not summing to 1.
+    """
+    probs = as_float_array(probs, "probs")
+    if probs.ndim != 3:
+        raise ValueError(f"probs must have shape (T, N, C); received probs of shape {probs.shape}")
+    tol = 1e-3 if probs.dtype == np.float32 else 1e-6
+    if probs.size and (probs.min() < -tol or not np.allclose(probs.sum(-1), 1.0, atol=tol)):
+        raise ValueError("probs must hold probabilities (non-negative, rows summing to 1); "
+                         "pass output='logits' if the model returns logits")
+    mean = probs.mean(axis=0)
+    total = entropy(mean)
+    expected = entropy(probs).mean(axis=0)
+    mi = np.maximum(total - expected, 0.0)  # clip round-off below 0
+    return MCPrediction(mean=mean, std=probs.std(axis=0), entropy=total,
+                        mutual_information=mi.astype(total.dtype, copy=False), samples=probs)
