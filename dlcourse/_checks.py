@@ -13,6 +13,15 @@ import numbers
 import numpy as np
 
 
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type.
+
+    A :class:`TypeError`, and also a :class:`ValueError` so that
+    ``except ValueError`` catches every bad rate, including non-numbers
+    (the same double inheritance as NumPy's ``AxisError``).
+    """
+
+
 def check_rate(rate: object, name: str = "rate", *, allow_one: bool = True) -> float:
     """Return ``rate`` as a float after checking it is a probability.
 
@@ -25,11 +34,14 @@ def check_rate(rate: object, name: str = "rate", *, allow_one: bool = True) -> f
         ``float(rate)``.
 
     Raises:
-        TypeError: ``rate`` is not a real number (booleans included).
+        ArgumentTypeError: ``rate`` is not a real number (booleans and strings
+            included); a subclass of both ``TypeError`` and ``ValueError``.
         ValueError: ``rate`` is NaN or outside ``[0, 1]`` (``[0, 1)`` if not ``allow_one``).
     """
     if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
-        raise TypeError(f"{name} must be a real number in [0, 1]; received {name}={rate!r}")
+        raise ArgumentTypeError(
+            f"{name} must be a real number in [0, 1]; received {name}={rate!r}"
+        )
     value = float(rate)
     upper = "1]" if allow_one else "1)"
     if math.isnan(value) or value < 0.0 or value > 1.0 or (value == 1.0 and not allow_one):

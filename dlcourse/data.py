@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 import warnings
 from dataclasses import dataclass
@@ -59,11 +60,32 @@ def _check_fraction(value: float, name: str) -> float:
     return value
 
 
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise TypeError(f"seed must be a non-negative integer; received seed={seed!r}")
+    return int(seed)
+
+
+def _check_dtype(dtype: object) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or not np.issubdtype(dt, np.floating):
+        raise TypeError(f"dtype must be a floating dtype; received dtype={dtype!r}")
+    return dt
+
+
 def _stratified_take(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of ``n`` rows of ``y`` with the class proportions of ``y``."""
     from sklearn.model_selection import train_test_split
 
-    if n >= len(y):
+    if n > len(y):
+        raise ValueError(
+            f"n_train must be at most the number of training images ({len(y)}); "
+            f"received n_train={n}"
+        )
+    if n == len(y):
         return rng.permutation(len(y))
     idx, _ = train_test_split(
         np.arange(len(y)), train_size=n, stratify=y, random_state=int(rng.integers(2**31 - 1))
@@ -86,7 +108,8 @@ def load_digits(
     Args:
         val_fraction: Fraction of all images held out for validation, in ``[0, 1)``.
         test_fraction: Fraction of all images held out for testing, in ``(0, 1)``.
-        n_train: Keep only this many training images (stratified), for small-data
+        n_train: Keep only this many training images (stratified, at least 10
+            and at most the size of the training part), for small-data
             overfitting demonstrations; ``None`` keeps all of them.
         seed: Seed of the split (the same seed always gives the same split).
         flatten: Return ``(N, 64)`` rows (``True``) or ``(N, 1, 8, 8)`` images.
@@ -100,6 +123,8 @@ def load_digits(
     from sklearn.datasets import load_digits as _sk_load_digits
     from sklearn.model_selection import train_test_split
 
+    seed = _check_seed(seed)
+    dtype = _check_dtype(dtype)
     val_fraction = _check_fraction(val_fraction, "val_fraction")
     test_fraction = _check_fraction(test_fraction, "test_fraction")
     if test_fraction == 0.0 or val_fraction + test_fraction >= 1.0:
@@ -174,6 +199,8 @@ def load_mnist(
             downloaded (and ``fallback`` is false).
     """
     val_fraction = _check_fraction(val_fraction, "val_fraction")
+    seed = _check_seed(seed)
+    dtype = _check_dtype(dtype)
     try:
         (x_tr, y_tr), (x_te, y_te) = _read_mnist(download)
     except DatasetUnavailableError as err:
