@@ -1,0 +1,161 @@
+"""Keras 3 layers for DropConnect, DropBlock and DropPath (see :mod:`dlcourse.keras`)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+from keras import ops  # noqa: E402
+
+from dlcourse._checks import check_choice, check_positive_int, check_rate  # noqa: E402
+from dlcourse.scratch.dropblock import dropblock_gamma  # noqa: E402
+
+
+class DropConnectDense(keras.layers.Layer):
+    """A Dense layer whose kernel is dropped in training (Wan et al. 2013).
+
+    Training: ``activation(x (M * W) / keep + b)`` with one Bernoulli(keep)
+    mask ``M`` of the kernel's shape per call (per batch, as the NumPy
+    default ``sampling="batch"``); inference: ``activation(x W + b)``.
+    See :mod:`dlcourse.scratch.dropconnect` for the formulas.
+
+    Args:
+        units: Output size.
+        rate: Probability of dropping each weight, in ``[0, 1]``.
+        activation: Any Keras activation (``None`` = linear).
+        use_bias: Add a bias (never dropped).
+        seed: Integer seed of the layer's ``SeedGenerator``.
+    """
+
+    def __init__(self, units: int, rate: float, activation=None, use_bias: bool = True,
+                 seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.units = check_positive_int(units, "units")
+        self.rate = check_rate(rate)
+        self.activation = keras.activations.get(activation)
+        self.use_bias = use_bias
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units),
+                                      initializer="glorot_uniform", name="kernel")
+        self.bias = (self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+                     if self.use_bias else None)
+
+    def call(self, inputs, training=False):
+        kernel = self.kernel
+        if training and self.rate > 0:
+            keep = 1.0 - self.rate
+            u = keras.random.uniform(ops.shape(kernel), seed=self.seed_generator)
+            mask = ops.cast(ops.greater_equal(u, self.rate), kernel.dtype)
+            kernel = kernel * mask * (1.0 / keep if keep > 0 else 0.0)
+        out = ops.matmul(inputs, kernel)
+        if self.bias is not None:
+            out = out + self.bias
+        return self.activation(out)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "rate": self.rate,
+                "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias, "seed": self.seed}
+
+
+class DropBlock2D(keras.layers.Layer):
+    """DropBlock on 4-D feature maps (Ghiasi et al. 2018).
+
+    Seeds ``Bernoulli(gamma)`` where a whole ``block_size`` block fits, each
+    seed drops its block, survivors scaled by ``count / count_kept`` over the
+    whole batch. ``gamma`` and the tolerance on the fraction dropped are in
+    :mod:`dlcourse.scratch.dropblock`. For the paper's linear schedule, set
+    ``layer.rate`` from :func:`dlcourse.scratch.dropblock.linear_rate_schedule`
+    in a callback (the rate is read at each eager call).
+
+    Args:
+        rate: Target drop rate, in ``[0, 1]``.
+        block_size: Side of the square blocks.
+        data_format: ``"channels_last"`` (Keras default) or ``"channels_first"``.
+        seed: Integer seed of the layer's ``SeedGenerator``.
+    """
+
+    def __init__(self, rate: float, block_size: int, data_format: str | None = None,
+                 seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = check_rate(rate)
+        self.block_size = check_positive_int(block_size, "block_size")
+        self.data_format = check_choice(data_format or keras.config.image_data_format(),
+                                        "data_format", ("channels_first", "channels_last"))
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=False):
+        if not training or self.rate == 0:
+            return inputs
+        shape = ops.shape(inputs)
+        if len(shape) != 4:
+            raise ValueError(f"inputs must be 4-D; received inputs of shape {shape}")
+        bs = self.block_size
+        if self.data_format == "channels_last":
+            n, h, w, c = shape
+            seed_shape = (n, h - bs + 1, w - bs + 1, c)
+            pad = [[0, 0], [bs - 1, bs - 1], [bs - 1, bs - 1], [0, 0]]
+        else:
+            n, c, h, w = shape
+            seed_shape = (n, c, h - bs + 1, w - bs + 1)
+            pad = [[0, 0], [0, 0], [bs - 1, bs - 1], [bs - 1, bs - 1]]
+        gamma = dropblock_gamma(self.rate, bs, h, w)  # also checks that a block fits
+        u = keras.random.uniform(seed_shape, seed=self.seed_generator)
+        seeds = ops.cast(ops.less(u, gamma), inputs.dtype)
+        # padding bs-1 on each side then a bs x bs max-pool = the union of blocks
+        drop = ops.max_pool(ops.pad(seeds, pad), bs, strides=1, padding="valid",
+                            data_format=self.data_format)
+        keep = 1.0 - drop
+        kept = ops.sum(keep)
+        total = ops.cast(ops.size(keep), inputs.dtype)
+        scale = ops.where(kept > 0, total / ops.maximum(kept, 1.0), 0.0)
+        return inputs * keep * scale
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "block_size": self.block_size,
+                "data_format": self.data_format, "seed": self.seed}
+
+
+class DropPath(keras.layers.Layer):
+    """Drop a residual branch per example (``mode="row"``) or per batch (``"batch"``).
+
+    Same definition as torchvision's ``stochastic_depth``: survivors divided by
+    ``1 - rate`` (output 0 when ``rate == 1``); identity when not training.
+    Equivalent to ``keras.layers.Dropout(rate, noise_shape=(None, 1, ..., 1))``
+    in row mode; this layer names the intent and adds the batch mode.
+
+    Args:
+        rate: Probability of dropping the branch, in ``[0, 1]``.
+        mode: ``"row"`` or ``"batch"``.
+        seed: Integer seed of the layer's ``SeedGenerator``.
+    """
+
+    def __init__(self, rate: float, mode: str = "row", seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = check_rate(rate)
+        self.mode = check_choice(mode, "mode", ("row", "batch"))
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=False):
+        if not training or self.rate == 0:
+            return inputs
+        ndim = len(ops.shape(inputs))
+        shape = ((ops.shape(inputs)[0],) + (1,) * (ndim - 1)) if self.mode == "row" else (1,) * ndim
+        u = keras.random.uniform(shape, seed=self.seed_generator)
+        noise = ops.cast(ops.greater_equal(u, self.rate), inputs.dtype)
+        if self.rate < 1:
+            noise = noise / (1.0 - self.rate)
+        return inputs * noise
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "mode": self.mode, "seed": self.seed}

@@ -1,0 +1,49 @@
+"""PyTorch helpers: the dropout variants PyTorch does not ship, and MC prediction.
+
+Built-ins cover spatial dropout (``nn.Dropout1d/2d/3d``) and alpha dropout
+(``nn.AlphaDropout``). This package adds, each as a functional form plus a
+thin ``nn.Module``, with an optional ``generator=`` for reproducible masks:
+
+* :class:`GaussianDropout` / :func:`gaussian_dropout`;
+* :class:`DropConnectLinear` / :func:`dropconnect_linear`;
+* :class:`DropBlock2d` / :func:`drop_block2d`;
+* :class:`VariationalRNN` / :func:`variational_rnn`;
+* :class:`DropPath` (alias :class:`StochasticDepth`) / :func:`stochastic_depth`;
+* :func:`mc_predict` (Monte-Carlo dropout, BatchNorm kept in eval mode).
+
+Each agrees with its NumPy reference in :mod:`dlcourse.scratch` given the
+same mask (the tests check it); the formulas are in those modules' docstrings.
+"""
+
+from __future__ import annotations
+
+from dlcourse.torch.mc import DROPOUT_MODULES, mc_predict
+from dlcourse.torch.variants import (
+    DropBlock2d,
+    DropConnectLinear,
+    DropPath,
+    GaussianDropout,
+    StochasticDepth,
+    VariationalRNN,
+    drop_block2d,
+    dropconnect_linear,
+    gaussian_dropout,
+    stochastic_depth,
+    variational_rnn,
+)
+
+__all__ = [
+    "DROPOUT_MODULES",
+    "DropBlock2d",
+    "DropConnectLinear",
+    "DropPath",
+    "GaussianDropout",
+    "StochasticDepth",
+    "VariationalRNN",
+    "drop_block2d",
+    "dropconnect_linear",
+    "gaussian_dropout",
+    "mc_predict",
+    "stochastic_depth",
+    "variational_rnn",
+]

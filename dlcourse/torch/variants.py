@@ -1,0 +1,291 @@
+"""Dropout variants as PyTorch functions and modules (see :mod:`dlcourse.torch`)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dlcourse._checks import check_choice, check_positive_int, check_rate
+from dlcourse.scratch.dropblock import dropblock_gamma, linear_rate_schedule
+
+
+def _keep_mask(shape, rate: float, like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Boolean mask, ``True`` with probability ``1 - rate`` (uniform >= rate, as NumPy/Keras)."""
+    u = torch.rand(shape, generator=generator, device=like.device, dtype=torch.float32)
+    return u >= rate
+
+
+# --------------------------------------------------------------------------- Gaussian
+def gaussian_dropout(x: Tensor, rate: float, *, training: bool = True,
+                     generator: torch.Generator | None = None) -> Tensor:
+    """``x * eps`` with ``eps ~ N(1, rate / (1 - rate))`` (see :mod:`dlcourse.scratch.gaussian`)."""
+    rate = check_rate(rate, allow_one=False)
+    if not training or rate == 0.0:
+        return x
+    eps = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return x * (1.0 + math.sqrt(rate / (1.0 - rate)) * eps)
+
+
+class GaussianDropout(nn.Module):
+    """Gaussian multiplicative noise, the PyTorch twin of ``keras.layers.GaussianDropout``.
+
+    Args:
+        rate: Equivalent drop rate in ``[0, 1)``; noise variance ``rate / (1 - rate)``.
+        generator: Optional ``torch.Generator`` for the noise.
+    """
+
+    def __init__(self, rate: float, generator: torch.Generator | None = None):
+        super().__init__()
+        self.rate = check_rate(rate, allow_one=False)
+        self.generator = generator
+
+    def forward(self, x: Tensor) -> Tensor:
+        return gaussian_dropout(x, self.rate, training=self.training, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}"
+
+
+# --------------------------------------------------------------------------- DropConnect
+def dropconnect_linear(x: Tensor, weight: Tensor, bias: Tensor | None, rate: float, *,
+                       training: bool = True, sampling: str = "batch",
+                       generator: torch.Generator | None = None,
+                       mask: Tensor | None = None) -> Tensor:
+    """Linear map with DropConnect on ``weight`` (``(out, in)``, as ``nn.Linear``).
+
+    Training: ``x (M * W)^T / keep + b`` with ``M`` of shape ``(out, in)``
+    (``sampling="batch"``) or ``(N, out, in)`` (``"example"``); inference:
+    ``x W^T + b``. ``mask`` (boolean) replaces the random draw.
+    See :mod:`dlcourse.scratch.dropconnect`.
+    """
+    rate = check_rate(rate)
+    sampling = check_choice(sampling, "sampling", ("batch", "example"))
+    if not training or (rate == 0.0 and mask is None):
+        return F.linear(x, weight, bias)
+    shape = tuple(weight.shape) if sampling == "batch" else (x.shape[0], *weight.shape)
+    if mask is None:
+        mask = _keep_mask(shape, rate, x, generator)
+    if tuple(mask.shape) != shape:
+        raise ValueError(f"mask must have shape {shape}; received mask of shape {tuple(mask.shape)}")
+    keep = 1.0 - rate
+    w = weight * mask.to(weight.dtype) * (1.0 / keep if keep > 0 else 0.0)
+    out = F.linear(x, w) if sampling == "batch" else torch.einsum("ni,noi->no", x, w)
+    return out if bias is None else out + bias
+
+
+class DropConnectLinear(nn.Linear):
+    """``nn.Linear`` whose weights are dropped in training (Wan et al. 2013).
+
+    Args:
+        in_features, out_features, bias: As ``nn.Linear``.
+        rate: Probability of dropping each weight, in ``[0, 1]``.
+        sampling: ``"batch"`` (one mask per forward call, default) or ``"example"``.
+        generator: Optional ``torch.Generator`` for the masks.
+
+    Inference uses the mean rule ``x W^T + b`` (the paper's Gaussian moment
+    matching is in :func:`dlcourse.scratch.dropconnect.dropconnect_gaussian_inference`).
+    """
+
+    def __init__(self, in_features: int, out_features: int, rate: float, bias: bool = True, *,
+                 sampling: str = "batch", generator: torch.Generator | None = None):
+        super().__init__(in_features, out_features, bias=bias)
+        self.rate = check_rate(rate)
+        self.sampling = check_choice(sampling, "sampling", ("batch", "example"))
+        self.generator = generator
+
+    def forward(self, x: Tensor) -> Tensor:
+        return dropconnect_linear(x, self.weight, self.bias, self.rate, training=self.training,
+                                  sampling=self.sampling, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, rate={self.rate}, sampling={self.sampling!r}"
+
+
+# --------------------------------------------------------------------------- DropBlock
+def drop_block2d(x: Tensor, rate: float, block_size: int, *, training: bool = True,
+                 generator: torch.Generator | None = None, seeds: Tensor | None = None) -> Tensor:
+    """DropBlock on ``(N, C, H, W)`` (see :mod:`dlcourse.scratch.dropblock`).
+
+    Seeds ``Bernoulli(gamma)`` of shape ``(N, C, H - bs + 1, W - bs + 1)`` (or
+    the given boolean ``seeds``) each drop the ``bs x bs`` block they start;
+    survivors are scaled by ``numel / count_kept`` over the whole tensor.
+    """
+    rate = check_rate(rate)
+    if x.dim() != 4:
+        raise ValueError(f"x must have shape (N, C, H, W); received x of shape {tuple(x.shape)}")
+    n, c, h, w = x.shape
+    gamma = dropblock_gamma(rate, block_size, h, w)  # also checks block_size
+    if not training or (rate == 0.0 and seeds is None):
+        return x
+    bs = int(block_size)
+    seed_shape = (n, c, h - bs + 1, w - bs + 1)
+    if seeds is None:
+        u = torch.rand(seed_shape, generator=generator, device=x.device, dtype=torch.float64)
+        seeds = u < gamma
+    if tuple(seeds.shape) != seed_shape:
+        raise ValueError(f"seeds must have shape {seed_shape}; received seeds of shape {tuple(seeds.shape)}")
+    # padding bs-1 on every side then a bs x bs max-pool = the union of blocks
+    drop = F.max_pool2d(F.pad(seeds.to(x.dtype), (bs - 1,) * 4), bs, stride=1)
+    keep = 1.0 - drop
+    kept = keep.sum()
+    scale = torch.where(kept > 0, keep.numel() / kept.clamp(min=1.0), torch.zeros_like(kept))
+    return x * keep * scale
+
+
+class DropBlock2d(nn.Module):
+    """DropBlock module with the paper's linear schedule.
+
+    Args:
+        rate: Final target drop rate, in ``[0, 1]``.
+        block_size: Side of the square blocks.
+        schedule_steps: If given, the rate grows linearly from 0 to ``rate``
+            over this many training forward passes.
+        generator: Optional ``torch.Generator`` for the seeds.
+    """
+
+    def __init__(self, rate: float, block_size: int, *, schedule_steps: int | None = None,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        self.rate = check_rate(rate)
+        self.block_size = check_positive_int(block_size, "block_size")
+        self.schedule_steps = (None if schedule_steps is None
+                               else check_positive_int(schedule_steps, "schedule_steps"))
+        self.generator = generator
+        self.step = 0
+
+    @property
+    def current_rate(self) -> float:
+        """The rate the next training forward pass uses."""
+        if self.schedule_steps is None:
+            return self.rate
+        return linear_rate_schedule(self.step, self.schedule_steps, self.rate)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = drop_block2d(x, self.current_rate, self.block_size, training=self.training,
+                           generator=self.generator)
+        if self.training:
+            self.step += 1
+        return out
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}, block_size={self.block_size}"
+
+
+# --------------------------------------------------------------------------- variational RNN
+def variational_rnn(x: Tensor, h0: Tensor | None, weight_ih: Tensor, weight_hh: Tensor,
+                    bias: Tensor | None, *, rate: float = 0.0, recurrent_rate: float = 0.0,
+                    training: bool = True, generator: torch.Generator | None = None,
+                    masks: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """Tanh RNN over ``x`` ``(N, T, D)`` with time-shared input and state masks.
+
+    ``h_t = tanh((x_t * m_x / q_x) W_ih^T + (h_{t-1} * m_h / q_h) W_hh^T + b)``,
+    ``weight_ih`` ``(H, D)`` and ``weight_hh`` ``(H, H)`` as in ``nn.RNN``;
+    ``m_x`` ``(N, D)`` and ``m_h`` ``(N, H)`` drawn once (or given as ``masks``).
+    Returns all hidden states ``(N, T, H)``. See :mod:`dlcourse.scratch.recurrent`.
+    """
+    rate = check_rate(rate)
+    recurrent_rate = check_rate(recurrent_rate, "recurrent_rate")
+    if x.dim() != 3:
+        raise ValueError(f"x must have shape (N, T, D); received x of shape {tuple(x.shape)}")
+    n, steps, d = x.shape
+    hdim = weight_hh.shape[0]
+    h = x.new_zeros(n, hdim) if h0 is None else h0
+    if training:
+        if masks is None:
+            masks = (_keep_mask((n, d), rate, x, generator), _keep_mask((n, hdim), recurrent_rate, x, generator))
+        fx = masks[0].to(x.dtype) * (1.0 / (1.0 - rate) if rate < 1 else 0.0)
+        fh = masks[1].to(x.dtype) * (1.0 / (1.0 - recurrent_rate) if recurrent_rate < 1 else 0.0)
+    xw = F.linear(x * fx.unsqueeze(1) if training else x, weight_ih, bias)  # all steps at once
+    outputs = []
+    for t in range(steps):
+        h = torch.tanh(xw[:, t] + F.linear(h * fh if training else h, weight_hh))
+        outputs.append(h)
+    return torch.stack(outputs, dim=1)
+
+
+class VariationalRNN(nn.Module):
+    """Single-layer tanh RNN (batch first) with variational dropout.
+
+    Parameters are named as ``nn.RNN``'s (``weight_ih_l0``, ``weight_hh_l0``,
+    ``bias_ih_l0``, ``bias_hh_l0``), so an ``nn.RNN(batch_first=True)`` state
+    dict loads into it; with both rates 0 the two compute the same function.
+
+    Args:
+        input_size, hidden_size: ``D`` and ``H``.
+        rate: Drop rate of the input mask (Keras ``dropout``).
+        recurrent_rate: Drop rate of the recurrent-state mask (Keras ``recurrent_dropout``).
+        generator: Optional ``torch.Generator`` for the masks.
+
+    ``forward(x, h0=None)`` maps ``(N, T, D)`` to all hidden states ``(N, T, H)``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, *, rate: float = 0.0,
+                 recurrent_rate: float = 0.0, generator: torch.Generator | None = None):
+        super().__init__()
+        d = check_positive_int(input_size, "input_size")
+        h = check_positive_int(hidden_size, "hidden_size")
+        self.rate = check_rate(rate)
+        self.recurrent_rate = check_rate(recurrent_rate, "recurrent_rate")
+        self.generator = generator
+        bound = 1.0 / math.sqrt(h)
+        self.weight_ih_l0 = nn.Parameter(torch.empty(h, d).uniform_(-bound, bound))
+        self.weight_hh_l0 = nn.Parameter(torch.empty(h, h).uniform_(-bound, bound))
+        self.bias_ih_l0 = nn.Parameter(torch.empty(h).uniform_(-bound, bound))
+        self.bias_hh_l0 = nn.Parameter(torch.empty(h).uniform_(-bound, bound))
+
+    def forward(self, x: Tensor, h0: Tensor | None = None) -> Tensor:
+        return variational_rnn(x, h0, self.weight_ih_l0, self.weight_hh_l0,
+                               self.bias_ih_l0 + self.bias_hh_l0, rate=self.rate,
+                               recurrent_rate=self.recurrent_rate, training=self.training,
+                               generator=self.generator)
+
+    def extra_repr(self) -> str:
+        h, d = self.weight_ih_l0.shape
+        return f"{d}, {h}, rate={self.rate}, recurrent_rate={self.recurrent_rate}"
+
+
+# --------------------------------------------------------------------------- DropPath
+def stochastic_depth(x: Tensor, p: float, mode: str = "row", training: bool = True, *,
+                     generator: torch.Generator | None = None) -> Tensor:
+    """Torchvision's ``stochastic_depth`` definition (torchvision itself not required).
+
+    ``mode="row"``: one Bernoulli(1 - p) draw per example (mask ``(N, 1, ..., 1)``),
+    ``"batch"``: one draw for the whole batch; survivors divided by ``1 - p``
+    (not when ``p == 1``: then the output is 0); identity if not training or ``p == 0``.
+    """
+    p = check_rate(p, "p")
+    mode = check_choice(mode, "mode", ("row", "batch"))
+    if not training or p == 0.0:
+        return x
+    survival = 1.0 - p
+    shape = (x.shape[0],) + (1,) * (x.dim() - 1) if mode == "row" else (1,) * x.dim()
+    noise = _keep_mask(shape, p, x, generator).to(x.dtype)
+    if survival > 0.0:
+        noise = noise / survival
+    return x * noise
+
+
+class DropPath(nn.Module):
+    """Drop a residual branch per example: ``x + DropPath(p)(f(x))``.
+
+    Same arguments and behaviour as ``torchvision.ops.StochasticDepth(p, mode)``,
+    plus ``generator``.
+    """
+
+    def __init__(self, p: float, mode: str = "row", *, generator: torch.Generator | None = None):
+        super().__init__()
+        self.p = check_rate(p, "p")
+        self.mode = check_choice(mode, "mode", ("row", "batch"))
+        self.generator = generator
+
+    def forward(self, x: Tensor) -> Tensor:
+        return stochastic_depth(x, self.p, self.mode, self.training, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mode={self.mode!r}"
+
+
+StochasticDepth = DropPath
