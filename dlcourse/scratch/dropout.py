@@ -220,7 +220,7 @@ def dropout_forward(
         elif scale == 0.0:
             out = np.zeros_like(x)
         else:
-            out = np.multiply(x, x.dtype.type(scale))
+            out = np.multiply(x, x.dtype.type(scale), out=np.empty_like(x))
         return out, {"mask": None, "scale": scale, "shape": x.shape}
     if mask is None:
         mask = DRAWS[draw](shape, rate, as_rng(rng))
@@ -230,9 +230,11 @@ def dropout_forward(
     cache = {"mask": mask, "scale": scale, "shape": x.shape}
     if keep == 0.0:
         return np.zeros_like(x), cache
-    # scale first into a fresh array, then zero in place: two passes, no temporary
-    out = np.multiply(x, x.dtype.type(scale)) if scale != 1.0 else x.copy()
-    np.multiply(out, mask, out=out)
+    # mask first (so a dropped unit is 0 even where x * scale would overflow), then
+    # scale in place: two passes, no temporary; out= keeps 0-d input an array
+    out = np.multiply(x, mask, out=np.empty_like(x))
+    if scale != 1.0:
+        np.multiply(out, x.dtype.type(scale), out=out)
     return out, cache
 
 
@@ -271,9 +273,12 @@ def dropout_backward(dout: np.ndarray, cache: dict[str, Any]) -> np.ndarray:
     if scale == 0.0:
         return np.zeros_like(dout)
     if mask is None:
-        return dout if scale == 1.0 else np.multiply(dout, dout.dtype.type(scale))
-    dx = np.multiply(dout, dout.dtype.type(scale)) if scale != 1.0 else dout.copy()
-    np.multiply(dx, mask, out=dx)
+        if scale == 1.0:
+            return dout
+        return np.multiply(dout, dout.dtype.type(scale), out=np.empty_like(dout))
+    dx = np.multiply(dout, mask, out=np.empty_like(dout))
+    if scale != 1.0:
+        np.multiply(dx, dout.dtype.type(scale), out=dx)
     return dx
 
 
