@@ -1,0 +1,265 @@
+"""PyTorch forms of the dropout variants, cross-checked against the NumPy references."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from dlcourse.scratch import (  # noqa: E402
+    alpha_dropout_forward,
+    drop_path_forward,
+    dropblock_backward,
+    dropblock_forward,
+    dropconnect_backward,
+    dropconnect_forward,
+    rnn_backward,
+    rnn_forward,
+    spatial_dropout_forward,
+)
+from dlcourse.scratch.alpha import ALPHA_PRIME, alpha_dropout_affine  # noqa: E402
+from dlcourse.scratch.dropblock import dropblock_expected_fraction  # noqa: E402
+from dlcourse.torch import (  # noqa: E402
+    DropBlock2d,
+    DropConnectLinear,
+    DropPath,
+    GaussianDropout,
+    VariationalRNN,
+    drop_block2d,
+    dropconnect_linear,
+    stochastic_depth,
+    variational_rnn,
+)
+
+pytestmark = pytest.mark.torch
+Z = 5.0
+RATES = [0.2, 0.7]
+
+
+def assert_binomial(k: int, n: int, p: float) -> None:
+    assert abs(k - n * p) <= Z * math.sqrt(n * p * (1 - p)) + 1, f"{k}/{n} vs p={p}"
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ---------------------------------------------------------------- spatial: built-ins
+@pytest.mark.parametrize("rate", RATES)
+@pytest.mark.parametrize(("module", "shape"), [
+    (nn.Dropout1d, (40, 30, 5)), (nn.Dropout2d, (30, 20, 4, 3)), (nn.Dropout3d, (20, 15, 3, 2, 2))])
+def test_torch_spatial_dropout_agrees_with_numpy(module, shape, rate):
+    layer = module(rate)
+    x = torch.randn(shape, generator=gen(1), dtype=torch.float64)
+    torch.manual_seed(3)
+    ones_out = layer(torch.ones(shape, dtype=torch.float64)).numpy()
+    torch.manual_seed(3)
+    out = layer(x).numpy()
+    flat = ones_out.reshape(shape[0], shape[1], -1)
+    assert np.all(flat == flat[..., :1])  # constant over the spatial axes
+    mask = flat[..., 0] > 0
+    assert np.allclose(flat[..., 0][mask], 1 / (1 - rate))
+    assert_binomial(int((~mask).sum()), mask.size, rate)
+    ref, _ = spatial_dropout_forward(x.numpy(), rate, mask=mask.reshape(shape[:2] + (1,) * (len(shape) - 2)))
+    assert np.allclose(ref, out)
+
+
+# ---------------------------------------------------------------- alpha: built-in
+@pytest.mark.parametrize("rate", RATES)
+def test_torch_alpha_dropout_agrees_with_numpy(rate):
+    n = 200_000
+    x = torch.randn(n, generator=gen(2), dtype=torch.float64)
+    torch.manual_seed(4)
+    out = nn.AlphaDropout(rate)(x).numpy()
+    a, b = alpha_dropout_affine(rate)
+    mask = ~np.isclose(out, a * ALPHA_PRIME + b, rtol=0, atol=1e-12)
+    assert_binomial(int((~mask).sum()), n, rate)
+    ref, _ = alpha_dropout_forward(x.numpy(), rate, mask=mask)
+    assert np.allclose(ref, out)
+    assert abs(out.mean()) <= Z / math.sqrt(n)
+    assert abs(out.var() - 1) <= Z * math.sqrt(np.mean(out**4) / n)
+
+
+# ---------------------------------------------------------------- Gaussian
+@pytest.mark.parametrize("rate", RATES)
+def test_torch_gaussian_dropout(rate):
+    n = 200_000
+    layer = GaussianDropout(rate, generator=gen(5))
+    x = torch.ones(n, requires_grad=True)
+    out = layer(x)
+    sigma = math.sqrt(rate / (1 - rate))
+    assert abs(out.mean().item() - 1) <= Z * sigma / math.sqrt(n)
+    assert abs(out.std().item() - sigma) <= Z * sigma / math.sqrt(2 * n)
+    out.sum().backward()
+    assert torch.allclose(x.grad, out.detach())  # d(x * eps)/dx = eps
+    assert layer.eval()(x) is x
+    with pytest.raises(ValueError, match="rate"):
+        GaussianDropout(1.0)
+
+
+# ---------------------------------------------------------------- DropConnect
+@pytest.mark.parametrize("sampling", ["batch", "example"])
+def test_torch_dropconnect_matches_numpy_given_mask(sampling):
+    g = np.random.default_rng(0)
+    x, W, b = g.standard_normal((4, 5)), g.standard_normal((5, 3)), g.standard_normal(3)
+    rate = 0.4
+    mshape = W.shape if sampling == "batch" else (4, *W.shape)
+    mask = g.random(mshape) >= rate
+    ref, cache = dropconnect_forward(x, W, b, rate, mask=mask, sampling=sampling)
+    tx = torch.tensor(x, requires_grad=True)
+    tW = torch.tensor(W.T.copy(), requires_grad=True)  # torch stores (out, in)
+    tb = torch.tensor(b, requires_grad=True)
+    tmask = torch.tensor(np.swapaxes(mask, -1, -2).copy())
+    out = dropconnect_linear(tx, tW, tb, rate, sampling=sampling, mask=tmask)
+    assert np.allclose(out.detach().numpy(), ref)
+    up = g.standard_normal(ref.shape)
+    out.backward(torch.tensor(up))
+    dx, dW, db = dropconnect_backward(up, cache)
+    assert np.allclose(tx.grad.numpy(), dx)
+    assert np.allclose(tW.grad.numpy().T, dW)
+    assert np.allclose(tb.grad.numpy(), db)
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_torch_dropconnect_module(rate):
+    layer = DropConnectLinear(30, 20, rate, generator=gen(6)).double()
+    x = torch.cat([torch.eye(30, dtype=torch.float64), torch.randn(5, 30, dtype=torch.float64)])
+    with torch.no_grad():
+        out = layer(x)
+        # the identity rows read the masked, rescaled weights back: one mask for the batch
+        w_eff = (out[:30] - layer.bias).T
+        mask = w_eff != 0
+        assert torch.allclose(w_eff[mask], (layer.weight / (1 - rate))[mask])
+        assert_binomial(int((~mask).sum()), mask.numel(), rate)
+        ref, _ = dropconnect_forward(x[30:].numpy(), layer.weight.numpy().T, layer.bias.numpy(),
+                                     rate, mask=mask.numpy().T)
+        assert np.allclose(out[30:].numpy(), ref)
+        layer.eval()
+        assert torch.allclose(layer(x), nn.functional.linear(x, layer.weight, layer.bias))
+
+
+# ---------------------------------------------------------------- DropBlock
+def test_torch_dropblock_matches_numpy_given_seeds():
+    g = np.random.default_rng(1)
+    x = g.standard_normal((2, 3, 9, 8))
+    seeds = g.random((2, 3, 7, 6)) < 0.15
+    ref, cache = dropblock_forward(x, 0.3, 3, seeds=seeds)
+    tx = torch.tensor(x, requires_grad=True)
+    out = drop_block2d(tx, 0.3, 3, seeds=torch.tensor(seeds))
+    assert np.allclose(out.detach().numpy(), ref)
+    up = g.standard_normal(x.shape)
+    out.backward(torch.tensor(up))
+    assert np.allclose(tx.grad.numpy(), dropblock_backward(up, cache))
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_torch_dropblock_fraction(rate):
+    hw, bs = 12, 3
+    out = DropBlock2d(rate, bs, generator=gen(7))(torch.ones(50, 40, hw, hw, dtype=torch.float64))
+    per_map = (out == 0).double().mean(dim=(2, 3)).flatten().numpy()
+    expected = dropblock_expected_fraction(rate, bs, hw, hw)
+    assert abs(per_map.mean() - expected) <= Z * per_map.std() / math.sqrt(per_map.size)
+    kept = out[out != 0]
+    assert torch.allclose(kept, torch.full_like(kept, out.numel() / kept.numel()))
+
+
+def test_torch_dropblock_schedule_and_eval():
+    layer = DropBlock2d(0.4, 3, schedule_steps=4, generator=gen(0))
+    x = torch.ones(1, 1, 6, 6)
+    rates = []
+    for _ in range(5):
+        rates.append(layer.current_rate)
+        layer(x)
+    assert np.allclose(rates, [0.0, 0.1, 0.2, 0.3, 0.4])
+    assert layer.eval()(x) is x
+    with pytest.raises(ValueError, match="block_size"):
+        drop_block2d(x, 0.1, 7)
+
+
+# ---------------------------------------------------------------- variational RNN
+def test_torch_variational_rnn_without_dropout_is_nn_rnn():
+    torch.manual_seed(0)
+    ref = nn.RNN(3, 4, batch_first=True)
+    ours = VariationalRNN(3, 4, rate=0.5, recurrent_rate=0.5)
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 6, 3)
+    assert torch.allclose(ours.eval()(x), ref(x)[0], atol=1e-6)
+
+
+def test_torch_variational_rnn_matches_numpy_bptt():
+    g = np.random.default_rng(2)
+    n, t, d, h = 2, 5, 3, 4
+    x, h0 = g.standard_normal((n, t, d)), g.standard_normal((n, h))
+    Wih, Whh, b = g.standard_normal((h, d)) * 0.5, g.standard_normal((h, h)) * 0.5, g.standard_normal(h)
+    masks = (g.random((n, d)) >= 0.3, g.random((n, h)) >= 0.4)
+    ref, cache = rnn_forward(x, h0, Wih.T, Whh.T, b, rate=0.3, recurrent_rate=0.4, masks=masks)
+    tensors = [torch.tensor(a, requires_grad=True) for a in (x, h0, Wih, Whh, b)]
+    out = variational_rnn(*tensors, rate=0.3, recurrent_rate=0.4,
+                          masks=tuple(torch.tensor(m) for m in masks))
+    assert np.allclose(out.detach().numpy(), ref)
+    up = g.standard_normal(ref.shape)
+    out.backward(torch.tensor(up))
+    grads = rnn_backward(up, cache)
+    for tensor, key, transpose in zip(tensors, ("x", "h0", "Wx", "Wh", "b"),
+                                      (False, False, True, True, False), strict=True):
+        got = tensor.grad.numpy()
+        assert np.allclose(got.T if transpose else got, grads[key]), key
+
+
+def test_torch_variational_rnn_masks_are_time_shared():
+    layer = VariationalRNN(3, 4, rate=0.5, generator=gen(3))
+    with torch.no_grad():
+        layer.weight_hh_l0.zero_()
+        x = torch.randn(50, 1, 3).repeat(1, 6, 1)
+        out = layer(x)
+    assert torch.allclose(out, out[:, :1].expand_as(out))
+
+
+# ---------------------------------------------------------------- DropPath / stochastic depth
+def torchvision_definition(x, p, mode, training, noise):
+    """torchvision.ops.stochastic_depth, written from its documented definition,
+    with the Bernoulli(1 - p) draw ``noise`` given."""
+    if not training or p == 0.0:
+        return x
+    survival = 1.0 - p
+    if survival > 0.0:
+        noise = noise / survival
+    return x * noise
+
+
+@pytest.mark.parametrize("rate", RATES + [1.0])
+@pytest.mark.parametrize("mode", ["row", "batch"])
+def test_torch_stochastic_depth_definition(rate, mode):
+    x = torch.rand(3000, 4, 2, dtype=torch.float64) + 0.5
+    out = stochastic_depth(x, rate, mode, True, generator=gen(8))
+    shape = (3000, 1, 1) if mode == "row" else (1, 1, 1)
+    noise = (out[:, :1, :1] != 0).double() if mode == "row" else (out[:1, :1, :1] != 0).double()
+    assert noise.shape == shape
+    assert torch.allclose(out, torchvision_definition(x, rate, mode, True, noise))
+    if mode == "row" and rate < 1:
+        assert_binomial(int((noise == 0).sum()), 3000, rate)
+    ref, _ = drop_path_forward(x.numpy(), rate, mode=mode, mask=noise.numpy().astype(bool))
+    assert np.allclose(ref, out.numpy())
+
+
+def test_torch_stochastic_depth_batch_mode_rate():
+    g = gen(9)
+    dropped = sum(int(stochastic_depth(torch.ones(4, 2), 0.2, "batch", generator=g).sum() == 0)
+                  for _ in range(500))
+    assert_binomial(dropped, 500, 0.2)
+
+
+def test_torch_droppath_module_conventions():
+    x = torch.randn(4, 3)
+    assert DropPath(0.5).eval()(x) is x
+    assert stochastic_depth(x, 0.0, "row") is x
+    with pytest.raises(ValueError, match="mode"):
+        DropPath(0.2, mode="col")
+    with pytest.raises(ValueError, match=r"p=1\.5"):
+        stochastic_depth(x, 1.5)
+    out = DropPath(0.5, generator=gen(1))(x.double())
+    assert out.dtype == torch.float64
