@@ -1,0 +1,160 @@
+"""Keras forms of the dropout variants, cross-checked against the NumPy references."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+keras = pytest.importorskip("keras")
+
+from dlcourse.keras import DropBlock2D, DropConnectDense, DropPath  # noqa: E402
+from dlcourse.scratch import (  # noqa: E402
+    alpha_dropout_forward,
+    drop_path_forward,
+    dropconnect_forward,
+    spatial_dropout_forward,
+)
+from dlcourse.scratch.alpha import ALPHA_PRIME, alpha_dropout_affine  # noqa: E402
+from dlcourse.scratch.dropblock import blocks_from_seeds, dropblock_expected_fraction  # noqa: E402
+
+pytestmark = pytest.mark.keras
+Z = 5.0
+RATES = [0.2, 0.7]
+
+
+def assert_binomial(k: int, n: int, p: float) -> None:
+    assert abs(k - n * p) <= Z * math.sqrt(n * p * (1 - p)) + 1, f"{k}/{n} vs p={p}"
+
+
+def run(layer, x, training=True):
+    return keras.ops.convert_to_numpy(layer(x, training=training))
+
+
+def positive(shape, seed=0):
+    return np.random.default_rng(seed).uniform(0.5, 1.5, shape).astype(np.float32)
+
+
+# ---------------------------------------------------------------- spatial: built-ins
+@pytest.mark.parametrize("rate", RATES)
+@pytest.mark.parametrize(("cls", "shape", "data_format"), [
+    ("SpatialDropout1D", (40, 5, 30), None),
+    ("SpatialDropout2D", (30, 4, 3, 20), "channels_last"),
+    ("SpatialDropout2D", (30, 20, 4, 3), "channels_first"),
+    ("SpatialDropout3D", (20, 3, 2, 2, 15), "channels_last"),
+])
+def test_keras_spatial_dropout_agrees_with_numpy(cls, shape, data_format, rate):
+    kwargs = {} if data_format is None else {"data_format": data_format}
+    layer = getattr(keras.layers, cls)(rate, seed=1, **kwargs)
+    fmt = data_format or "channels_last"
+    x = positive(shape)
+    out = run(layer, x)
+    kept = out != 0
+    chan = np.moveaxis(kept, -1, 1) if fmt == "channels_last" else kept
+    flat = chan.reshape(shape[0], chan.shape[1], -1)
+    assert np.all(flat == flat[..., :1])  # constant over the spatial axes
+    assert_binomial(int((~flat[..., 0]).sum()), flat[..., 0].size, rate)
+    mask_shape = ((shape[0],) + (1,) * (len(shape) - 2) + (shape[-1],) if fmt == "channels_last"
+                  else shape[:2] + (1,) * (len(shape) - 2))
+    mask = kept.reshape(shape).any(axis=tuple(i for i, s in enumerate(mask_shape) if s == 1), keepdims=True)
+    ref, _ = spatial_dropout_forward(x, rate, data_format=fmt, mask=mask)
+    assert np.allclose(ref, out, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- Gaussian: built-in
+@pytest.mark.parametrize("rate", RATES)
+def test_keras_gaussian_dropout_distribution(rate):
+    n = 200_000
+    out = run(keras.layers.GaussianDropout(rate, seed=2), np.ones(n, dtype=np.float32))
+    sigma = math.sqrt(rate / (1 - rate))  # the NumPy reference's noise std
+    assert abs(out.mean() - 1) <= Z * sigma / math.sqrt(n)
+    assert abs(out.std() - sigma) <= Z * sigma / math.sqrt(2 * n)
+
+
+# ---------------------------------------------------------------- alpha: built-in
+@pytest.mark.parametrize("rate", RATES)
+def test_keras_alpha_dropout_agrees_with_numpy(rate):
+    n = 200_000
+    x = np.random.default_rng(3).standard_normal(n).astype(np.float32)
+    out = run(keras.layers.AlphaDropout(rate, seed=3), x)
+    a, b = alpha_dropout_affine(rate)
+    mask = ~np.isclose(out, a * ALPHA_PRIME + b, rtol=0, atol=1e-6)
+    assert_binomial(int((~mask).sum()), n, rate)
+    ref, _ = alpha_dropout_forward(x, rate, mask=mask)
+    assert np.allclose(ref, out, atol=1e-5)
+    assert abs(out.mean()) <= Z / math.sqrt(n)
+    assert abs(out.var() - 1) <= Z * math.sqrt(np.mean(out.astype(np.float64) ** 4) / n)
+
+
+# ---------------------------------------------------------------- variational recurrent: built-in
+def test_keras_simple_rnn_dropout_mask_is_time_shared():
+    layer = keras.layers.SimpleRNN(4, dropout=0.5, return_sequences=True, seed=4,
+                                   recurrent_initializer="zeros")
+    x = np.repeat(np.random.default_rng(4).standard_normal((50, 1, 3)), 6, axis=1).astype(np.float32)
+    out = run(layer, x)
+    assert np.allclose(out, out[:, :1], atol=1e-6)  # same input, no recurrence: one mask
+
+
+# ---------------------------------------------------------------- DropConnect
+@pytest.mark.parametrize("rate", RATES)
+def test_keras_dropconnect_dense_matches_numpy(rate):
+    layer = DropConnectDense(20, rate, seed=5)
+    xr = np.random.default_rng(5).standard_normal((6, 30)).astype(np.float32)
+    x = np.concatenate([np.eye(30, dtype=np.float32), xr])
+    out = run(layer, x)
+    W, b = (keras.ops.convert_to_numpy(v.value) for v in (layer.kernel, layer.bias))
+    w_eff = out[:30] - b  # identity rows read back the masked, rescaled kernel
+    mask = np.abs(w_eff) > 1e-7
+    assert np.allclose(w_eff[mask], W[mask] / (1 - rate), rtol=1e-5)
+    assert_binomial(int((~mask).sum()), mask.size, rate)
+    ref, _ = dropconnect_forward(xr, W, b, rate, mask=mask)
+    assert np.allclose(out[30:], ref, atol=1e-5)
+    assert np.allclose(run(layer, xr, training=False), xr @ W + b, atol=1e-5)
+
+
+# ---------------------------------------------------------------- DropBlock
+@pytest.mark.parametrize("rate", RATES)
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_keras_dropblock(rate, data_format):
+    hw, bs = 12, 3
+    shape = (20, hw, hw, 40) if data_format == "channels_last" else (20, 40, hw, hw)
+    out = run(DropBlock2D(rate, bs, data_format=data_format, seed=6), np.ones(shape, np.float32))
+    kept = out != 0
+    assert np.allclose(out[kept], out.size / kept.sum(), rtol=1e-5)
+    drop = ~(np.moveaxis(kept, -1, 1) if data_format == "channels_last" else kept)
+    windows = np.lib.stride_tricks.sliding_window_view(drop, (bs, bs), axis=(2, 3)).all(axis=(-1, -2))
+    assert np.array_equal(blocks_from_seeds(windows, bs), drop)  # only whole blocks inside the map
+    per_map = drop.mean(axis=(2, 3)).ravel()
+    expected = dropblock_expected_fraction(rate, bs, hw, hw)
+    assert abs(per_map.mean() - expected) <= Z * per_map.std() / math.sqrt(per_map.size)
+
+
+def test_keras_dropblock_conventions():
+    x = np.ones((1, 6, 6, 1), np.float32)
+    assert np.array_equal(run(DropBlock2D(0.5, 3), x, training=False), x)
+    with pytest.raises(ValueError, match="block_size"):
+        DropBlock2D(0.1, 7, data_format="channels_last")(x, training=True)
+
+
+# ---------------------------------------------------------------- DropPath
+@pytest.mark.parametrize("rate", RATES)
+def test_keras_droppath_rows(rate):
+    x = positive((3000, 4, 2), seed=7)
+    out = run(DropPath(rate, seed=7), x)
+    mask = (out != 0).any(axis=(1, 2), keepdims=True)
+    assert_binomial(int((~mask).sum()), 3000, rate)
+    ref, _ = drop_path_forward(x, rate, mask=mask)
+    assert np.allclose(ref, out, rtol=1e-6)
+
+
+def test_keras_droppath_batch_mode_and_rate_one():
+    layer = DropPath(0.3, mode="batch", seed=8)
+    outs = [run(layer, np.ones((4, 2), np.float32)) for _ in range(300)]
+    assert all(np.all(o == 0) or np.allclose(o, 1 / 0.7) for o in outs)
+    assert_binomial(sum(int(np.all(o == 0)) for o in outs), 300, 0.3)
+    assert np.all(run(DropPath(1.0, seed=0), np.ones((3, 2), np.float32)) == 0)
+    with pytest.raises(ValueError, match="mode"):
+        DropPath(0.1, mode="col")
