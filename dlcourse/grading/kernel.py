@@ -1,0 +1,400 @@
+"""A student's notebook kernel, started inside the sandbox and driven by the grader.
+
+See :mod:`dlcourse.grading.launcher` for what the sandbox applies at start and
+:mod:`dlcourse.grading.security` (its docstring) for what that guarantees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dlcourse.grading.errors import GraderError
+
+HERE = Path(__file__).resolve().parent
+LAUNCHER = HERE / "launcher.py"
+RPC_MIME = "application/x-dlcourse-rpc"
+UID_RANGE = range(61000, 62000)
+_LOCK_DIR = Path(tempfile.gettempdir())
+
+
+@dataclass
+class Limits:
+    """Limits of one submission.
+
+    Attributes:
+        cell_timeout: Seconds for one notebook cell or one call from a test.
+        notebook_timeout: Seconds for the whole notebook (cells and tests).
+        memory_mb: Memory limit of the kernel process (``RLIMIT_DATA``), MiB.
+        threads: Threads BLAS / OpenMP / PyTorch may use in the kernel.
+        seed: Seed of ``random``, NumPy, PyTorch and TensorFlow.
+        confine: Confine the kernel with Landlock where the OS supports it.
+    """
+
+    cell_timeout: float = 60.0
+    notebook_timeout: float = 600.0
+    memory_mb: int = 4096
+    threads: int = 1
+    seed: int = 0
+    confine: bool = True
+
+
+class KernelDied(Exception):
+    """The kernel is gone; ``str(exc)`` says why."""
+
+
+class CellTimeout(Exception):
+    """Code ran past its time limit (the kernel may or may not survive)."""
+
+
+@dataclass
+class ExecResult:
+    """What one ``execute_request`` produced."""
+
+    status: str
+    ename: str | None = None
+    evalue: str | None = None
+    payloads: list[str] = field(default_factory=list)
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "the kernel stopped responding"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = {
+            "SIGKILL": " (killed, e.g. for using too much memory)",
+            "SIGXCPU": " (CPU time limit)",
+            "SIGSEGV": " (crashed)",
+            "SIGABRT": " (aborted)",
+        }.get(name, "")
+        return f"the kernel was killed by {name}{hint}"
+    return f"the kernel exited with status {code} (sys.exit/os._exit or a crash)"
+
+
+class UidLease:
+    """A sandbox uid reserved for this process with a lock file (root only)."""
+
+    def __init__(self):
+        self.uid = None
+        self._handle = None
+        for uid in UID_RANGE:
+            try:
+                pwd.getpwuid(uid)
+                continue  # a real account: never borrow it
+            except KeyError:
+                pass
+            handle = open(_LOCK_DIR / f"dlcourse-sandbox-{uid}.lock", "a")  # noqa: SIM115
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                continue
+            self.uid, self._handle = uid, handle
+            return
+        raise GraderError("no free sandbox uid in 61000-61999")
+
+    def kill_all(self) -> None:
+        """Kill every process running as the sandbox uid (daemons included)."""
+        if self.uid is None:
+            return
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            try:
+                os.setgid(self.uid)
+                os.setuid(self.uid)
+                os.kill(-1, signal.SIGKILL)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self.kill_all()
+            self._handle.close()
+            self._handle = None
+
+
+def probe_unprivileged(python: str = sys.executable) -> str | None:
+    """Return ``None`` if a sandbox uid can start the kernel's Python, else why not."""
+    if os.geteuid() != 0:
+        return "the grader is not running as root"
+    lease = UidLease()
+    workdir = tempfile.mkdtemp(prefix="dlcourse-probe-")
+    try:
+        config = {"workdir": workdir, "uid": lease.uid, "gid": lease.uid,
+                  "env": {"PATH": "/usr/bin:/bin"}, "limits": {}}
+        cmd = [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(config), "--",
+               python, "-c", "import ipykernel, numpy"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
+            return f"an unprivileged user cannot run {python}: {tail}"
+        return None
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        lease.release()
+
+
+def sandbox_read_paths() -> list[str]:
+    """Folders a confined kernel may read: Python, its packages, dlcourse, the system."""
+    import site
+
+    import dlcourse
+
+    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             *site.getsitepackages(), str(Path(dlcourse.__file__).resolve().parent),
+             "/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys"]
+    paths += [os.path.realpath(p) for p in paths]
+    return sorted({p for p in paths if os.path.exists(p)})
+
+
+def _copy_font_cache(target: Path) -> None:
+    """Give matplotlib a font cache so each kernel does not rebuild it."""
+    candidates = [os.environ.get("MPLCONFIGDIR"), "~/.cache/matplotlib", "~/.matplotlib"]
+    for candidate in candidates:
+        if not candidate:
+            continue
+        folder = Path(candidate).expanduser()
+        fonts = sorted(folder.glob("fontlist-v*.json")) if folder.is_dir() else []
+        if fonts:
+            target.mkdir(parents=True, exist_ok=True)
+            for font in fonts:
+                shutil.copy(font, target / font.name)
+            return
+
+
+class SandboxKernel:
+    """One student kernel in its sandbox.
+
+    Args:
+        notebook_path: The submission (copied into the sandbox folder).
+        limits: Time and memory limits, seed.
+        unprivileged: Run as a dedicated unprivileged uid (needs root).
+    """
+
+    def __init__(self, notebook_path: Path, limits: Limits, *, unprivileged: bool):
+        self.limits = limits
+        self.notebook_path = Path(notebook_path)
+        self.unprivileged = unprivileged
+        self.dead_reason: str | None = None
+        self.km = None
+        self.kc = None
+        self._lease: UidLease | None = None
+        self._private = Path(tempfile.mkdtemp(prefix="dlcourse-grader-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix="dlcourse-sandbox-"))
+        self.deadline = time.monotonic() + limits.notebook_timeout
+
+    # -- life cycle -----------------------------------------------------------------
+    def _env(self) -> dict[str, str]:
+        work = str(self.workdir)
+        threads = str(self.limits.threads)
+        return {
+            "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": work,
+            "USER": "student",
+            "LOGNAME": "student",
+            "TMPDIR": str(self.workdir / "tmp"),
+            "LANG": "C.UTF-8",
+            "PYTHONHASHSEED": str(self.limits.seed),
+            "PYTHONNOUSERSITE": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": str(self.workdir / ".config" / "matplotlib"),
+            "IPYTHONDIR": str(self.workdir / ".ipython"),
+            "JUPYTER_RUNTIME_DIR": str(self.workdir / ".jupyter"),
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "TF_ENABLE_ONEDNN_OPTS": "0",
+            "OMP_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads,
+            "OPENBLAS_NUM_THREADS": threads,
+            "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        }
+
+    def start(self, bootstrap: str, startup_timeout: float = 60.0) -> None:
+        """Start the kernel and run the grader's bootstrap code in it."""
+        from jupyter_client import KernelManager
+        from jupyter_client.kernelspec import KernelSpec
+
+        shutil.copy(self.notebook_path, self.workdir / self.notebook_path.name)
+        (self.workdir / "tmp").mkdir()
+        _copy_font_cache(self.workdir / ".config" / "matplotlib")
+        uid = gid = None
+        if self.unprivileged:
+            self._lease = UidLease()
+            uid = gid = self._lease.uid
+        memory = int(self.limits.memory_mb) * 2**20
+        config = {
+            "workdir": str(self.workdir),
+            "connection_file": str(self._private / "connection.json"),
+            "uid": uid,
+            "gid": gid,
+            "env": self._env(),
+            "read_paths": sandbox_read_paths() if self.limits.confine else None,
+            "write_paths": [str(self.workdir), "/dev"],
+            "limits": {
+                "data": memory,
+                "cpu": int(self.limits.notebook_timeout + 60),
+                "fsize": 256 * 2**20,
+                "core": 0,
+                "nproc": 256,
+            },
+        }
+        argv = [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(config), "--",
+                sys.executable, "-Xfrozen_modules=off", "-m", "ipykernel_launcher",
+                "-f", "{connection_file}", "--HistoryManager.enabled=False",
+                "--IPKernelApp.log_level=CRITICAL"]
+        km = KernelManager(kernel_name="python3")
+        km._kernel_spec = KernelSpec(argv=argv, display_name="dlcourse sandbox",
+                                     language="python", env={}, interrupt_mode="signal")
+        km.connection_file = str(self._private / "connection.json")
+        self.km = km
+        try:
+            self._stderr = open(self._private / "kernel-stderr.txt", "wb")  # noqa: SIM115
+            km.start_kernel(cwd=str(self.workdir), stdout=subprocess.DEVNULL,
+                            stderr=self._stderr, stdin=subprocess.DEVNULL)
+            self.kc = km.blocking_client()
+            self.kc.start_channels()
+            self.kc.wait_for_ready(timeout=startup_timeout)
+        except RuntimeError as exc:
+            detail = self.kernel_stderr()[-1500:]
+            self.close()
+            raise GraderError(f"the sandboxed kernel did not start: {exc}\n{detail}") from exc
+        result = self.execute(bootstrap, timeout=startup_timeout, store_history=False)
+        if result.status != "ok":
+            self.close()
+            raise GraderError(f"grader bootstrap failed in the kernel: {result.ename}: "
+                              f"{result.evalue}")
+
+    def kernel_stderr(self) -> str:
+        """What the kernel process wrote to its stderr (sandbox messages, crashes)."""
+        try:
+            return (self._private / "kernel-stderr.txt").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def confined(self) -> bool:
+        """Whether the launcher applied Landlock (no failure message on stderr)."""
+        return self.limits.confine and "no Landlock confinement" not in self.kernel_stderr()
+
+    def close(self) -> None:
+        """Kill the kernel and everything it started; remove the sandbox folder."""
+        if self.kc is not None:
+            with contextlib.suppress(Exception):
+                self.kc.stop_channels()
+        if self.km is not None:
+            pid = getattr(getattr(self.km, "provisioner", None), "pid", None)
+            with contextlib.suppress(Exception):
+                self.km.shutdown_kernel(now=True)
+            if pid:
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
+            self.km = None
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
+        self.dead_reason = self.dead_reason or "the kernel was shut down"
+        for folder in (self.workdir, self._private):
+            shutil.rmtree(folder, ignore_errors=True)
+
+    # -- execution --------------------------------------------------------------------
+    def _exit_code(self):
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        return None if process is None else process.poll()
+
+    def alive(self) -> bool:
+        return self.dead_reason is None and self.km is not None and self.km.is_alive()
+
+    def _die(self, reason: str) -> None:
+        if self.dead_reason is None:
+            self.dead_reason = reason
+        if self.km is not None:
+            with contextlib.suppress(Exception):
+                self.km.shutdown_kernel(now=True)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def execute(self, code: str, *, timeout: float, store_history: bool = True) -> ExecResult:
+        """Run ``code``; return its status and RPC payloads.
+
+        Raises:
+            KernelDied: When the kernel is dead or dies meanwhile.
+            CellTimeout: When ``timeout`` (or the notebook's time) runs out.
+        """
+        if self.dead_reason is not None:
+            raise KernelDied(self.dead_reason)
+        if self.remaining() <= 0:
+            self._die(f"the notebook's time limit of {self.limits.notebook_timeout:g} s ran out")
+            raise KernelDied(self.dead_reason)
+        notebook_limited = self.remaining() < timeout
+        timeout = min(timeout, self.remaining())
+        msg_id = self.kc.execute(code, silent=False, store_history=store_history,
+                                 allow_stdin=False, stop_on_error=False)
+        try:
+            return self._collect(msg_id, time.monotonic() + timeout)
+        except CellTimeout:
+            if notebook_limited:
+                self._die(f"the notebook's time limit of {self.limits.notebook_timeout:g} s "
+                          "ran out")
+                raise KernelDied(self.dead_reason) from None
+            with contextlib.suppress(Exception):
+                self.km.interrupt_kernel()
+            try:
+                self._collect(msg_id, time.monotonic() + 5.0)
+            except (CellTimeout, KernelDied):
+                self._die(f"the kernel did not stop after running past {timeout:g} s "
+                          "and was killed")
+            raise
+
+    def _collect(self, msg_id: str, deadline: float) -> ExecResult:
+        result = ExecResult(status="unknown")
+        reply = idle = False
+        last_check = 0.0
+        while not (reply and idle):
+            now = time.monotonic()
+            if now > deadline:
+                raise CellTimeout()
+            if now - last_check > 0.25:
+                last_check = now
+                if not self.km.is_alive():
+                    self._die(_describe_exit(self._exit_code()))
+                    raise KernelDied(self.dead_reason)
+            try:
+                msg = self.kc.get_iopub_msg(timeout=0.05)
+            except Exception:  # queue.Empty
+                msg = None
+            if msg is not None and msg.get("parent_header", {}).get("msg_id") == msg_id:
+                kind, content = msg["msg_type"], msg["content"]
+                if kind == "status" and content.get("execution_state") == "idle":
+                    idle = True
+                elif kind == "display_data":
+                    payload = content.get("data", {}).get(RPC_MIME)
+                    if isinstance(payload, str):
+                        result.payloads.append(payload)
+            if not reply:
+                try:
+                    shell = self.kc.get_shell_msg(timeout=0)
+                except Exception:
+                    shell = None
+                if shell is not None and shell.get("parent_header", {}).get("msg_id") == msg_id:
+                    reply = True
+                    content = shell["content"]
+                    result.status = content.get("status", "error")
+                    result.ename = content.get("ename")
+                    result.evalue = content.get("evalue")
+        return result

@@ -1,0 +1,270 @@
+"""Code the grader installs inside the student's kernel before the notebook runs.
+
+This file is not imported by the grader: its source (after that of
+:mod:`dlcourse.grading.codec`) is executed in a private namespace of the
+student's kernel, then :func:`setup` is called. It
+
+* seeds ``random``, NumPy's global generator, and PyTorch / TensorFlow as soon
+  as they are imported (an import hook), identically for every submission;
+* replaces the graded reference implementations listed in the exercise's
+  ``blocked`` list by stand-ins that raise when called from outside the
+  dlcourse package, and re-applies that after ``importlib.reload`` or a fresh
+  import (the same import hook);
+* defines ``builtins.__dlcourse_rpc__``, through which the grader asks for
+  function calls; results go back as a display message of type
+  :data:`MIME`, encoded with the codec (arrays as ``.npy``, the rest JSON).
+
+Everything here runs in the untrusted process: it only makes honest work and
+honest mistakes easy to grade; it is not what keeps the grade safe (the grader
+never trusts what comes back beyond plain data, see :mod:`dlcourse.grading.proxy`).
+"""
+
+import builtins
+import functools
+import importlib
+import importlib.util
+import json
+import os
+import random
+import sys
+
+MIME = "application/x-dlcourse-rpc"
+BLOCKED_MESSAGE = (
+    "calling dlcourse's reference implementation earns no credit: "
+    "write {name} yourself"
+)
+
+_HANDLES: dict = {}
+_POST_IMPORT: dict = {}
+_DLCOURSE_DIR = None
+
+
+class ReferenceBlockedError(RuntimeError):
+    """Raised when student code calls a blocked reference implementation."""
+
+
+class _Missing(LookupError):
+    pass
+
+
+def _from_dlcourse(frame) -> bool:
+    name = frame.f_code.co_filename if frame is not None else ""
+    return bool(_DLCOURSE_DIR) and name.startswith(_DLCOURSE_DIR + os.sep)
+
+
+def _blocker(original, label):
+    if getattr(original, "__dlcourse_blocked__", False):
+        return original
+    message = BLOCKED_MESSAGE.format(name=label)
+    if isinstance(original, type):
+
+        def __init__(self, *args, **kwargs):
+            if not _from_dlcourse(sys._getframe(1)):
+                raise ReferenceBlockedError(message)
+            original.__init__(self, *args, **kwargs)
+
+        blocked = type(original.__name__, (original,), {
+            "__init__": __init__,
+            "__module__": original.__module__,
+            "__qualname__": original.__qualname__,
+            "__doc__": original.__doc__,
+            "__dlcourse_blocked__": True,
+        })
+        return blocked
+
+    @functools.wraps(original)
+    def blocked(*args, **kwargs):
+        if not _from_dlcourse(sys._getframe(1)):
+            raise ReferenceBlockedError(message)
+        return original(*args, **kwargs)
+
+    blocked.__dlcourse_blocked__ = True
+    return blocked
+
+
+def _block_in(module, attrs):
+    for attr in attrs:
+        original = getattr(module, attr, None)
+        if original is None or getattr(original, "__dlcourse_blocked__", False):
+            continue
+        blocked = _blocker(original, attr)
+        # Re-exports (dlcourse.scratch.Dropout, ...) are the same object: replace them all.
+        for name, other in list(sys.modules.items()):
+            if other is None or not (name == "dlcourse" or name.startswith("dlcourse.")):
+                continue
+            for key, value in list(vars(other).items()):
+                if value is original:
+                    setattr(other, key, blocked)
+        setattr(module, attr, blocked)
+
+
+class _Loader:
+    """Wraps a module's loader to run callbacks after the module executes."""
+
+    def __init__(self, inner, fullname):
+        self._inner = inner
+        self._fullname = fullname
+
+    def create_module(self, spec):
+        return self._inner.create_module(spec)
+
+    def exec_module(self, module):
+        self._inner.exec_module(module)
+        for callback in _POST_IMPORT.get(self._fullname, ()):
+            callback(module)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+class _Finder:
+    """First on ``sys.meta_path``: wraps the loaders of watched modules."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in _POST_IMPORT:
+            return None
+        for finder in sys.meta_path:
+            if isinstance(finder, _Finder) or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is not None and not isinstance(spec.loader, _Loader):
+            spec.loader = _Loader(spec.loader, fullname)
+        return spec
+
+
+def _watch(fullname, callback):
+    _POST_IMPORT.setdefault(fullname, []).append(callback)
+    module = sys.modules.get(fullname)
+    if module is not None:
+        callback(module)
+
+
+def _user_ns():
+    from IPython import get_ipython
+
+    return get_ipython().user_ns
+
+
+def _resolve(path):
+    head, *rest = path.split(".")
+    namespace = _user_ns()
+    if head not in namespace:
+        raise _Missing(f"your notebook does not define {head!r}")
+    value = namespace[head]
+    for part in rest:
+        if not hasattr(value, part):
+            raise _Missing(f"{'.'.join([head, *rest[: rest.index(part)]])} has no attribute {part!r}")
+        value = getattr(value, part)
+    return value
+
+
+def _decode_marker(data):
+    if "__ref__" in data:
+        return True, _resolve(data["__ref__"])
+    if "__handle__" in data:
+        return True, _HANDLES[data["__handle__"]]
+    if "__tensor__" in data:
+        import torch
+
+        array = decode({"__ndarray__": data["__tensor__"]})  # noqa: F821 (codec)
+        return True, torch.as_tensor(array)
+    return False, None
+
+
+def _encode_extra(value):
+    kind = type(value)
+    if kind.__module__.startswith("torch") and kind.__name__ in ("Tensor", "Parameter"):
+        return encode(value.detach().cpu().numpy())  # noqa: F821 (codec)
+    return None
+
+
+def _where_in_student_code(exc):
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if "ipykernel" in name or name.startswith("<ipython"):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def rpc(text):
+    """Serve one grader request (JSON text); publish the JSON reply."""
+    from IPython.display import publish_display_data
+
+    try:
+        request = json.loads(text)
+        op, name = request["op"], request.get("name")
+        args = decode(request.get("args", []), extra=_decode_marker)  # noqa: F821
+        kwargs = decode(request.get("kwargs", {"__dict__": []}), extra=_decode_marker)  # noqa: F821
+        if op == "has":
+            try:
+                _resolve(name)
+                result = True
+            except _Missing:
+                result = False
+        elif op == "get":
+            result = _resolve(name)
+        elif op == "call":
+            result = _resolve(name)(*args, **kwargs)
+        elif op == "new":
+            obj = _resolve(name)(*args, **kwargs)
+            handle = len(_HANDLES) + 1
+            _HANDLES[handle] = obj
+            reply = {"handle": handle}
+            publish_display_data({MIME: dumps(reply)})  # noqa: F821
+            return
+        elif op == "method":
+            result = getattr(_HANDLES[request["handle"]], name)(*args, **kwargs)
+        elif op == "attr":
+            obj = _HANDLES[request["handle"]]
+            if not hasattr(obj, name):
+                raise _Missing(f"the object has no attribute {name!r}")
+            result = getattr(obj, name)
+        else:
+            raise ValueError(f"unknown operation {op!r}")
+        reply = {"ok": encode(result, "the result", extra=_encode_extra)}  # noqa: F821
+    except Unsupported as exc:  # noqa: F821
+        reply = {"unsupported": {"type": exc.type_name, "where": exc.where}}
+    except _Missing as exc:
+        reply = {"missing": str(exc)}
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit from student code is an error like any other
+        reply = {"error": {"ename": type(exc).__name__, "evalue": str(exc)[:4000],
+                           "line": _where_in_student_code(exc)}}
+    publish_display_data({MIME: dumps(reply)})  # noqa: F821
+
+
+def setup(config):
+    """Seed, block references, install the RPC entry point."""
+    global _DLCOURSE_DIR
+    seed = int(config.get("seed", 0))
+    random.seed(seed)
+    try:
+        import numpy
+
+        # Student code may draw from NumPy's legacy global generator: seed it too.
+        numpy.random.seed(seed)  # noqa: NPY002
+    except ImportError:
+        pass
+    if not any(isinstance(f, _Finder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _Finder())
+    _watch("torch", lambda m: m.manual_seed(seed))
+    _watch("tensorflow", lambda m: m.random.set_seed(seed))
+    blocked = {}
+    for ref in config.get("blocked", []):
+        module_name, _, attr = ref.partition(":")
+        blocked.setdefault(module_name, []).append(attr)
+    if blocked:
+        spec = importlib.util.find_spec("dlcourse")
+        _DLCOURSE_DIR = os.path.dirname(os.path.abspath(spec.origin))
+    for module_name, attrs in blocked.items():
+        _watch(module_name, functools.partial(_block_in, attrs=attrs))
+        importlib.import_module(module_name)
+    builtins.__dlcourse_rpc__ = rpc

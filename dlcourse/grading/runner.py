@@ -1,0 +1,385 @@
+"""Grade one notebook: run it in a sandboxed kernel, then run the hidden tests.
+
+Run as ``python -m dlcourse.grading.runner JOB_JSON``: the worker process that
+``dlcourse grade`` starts for each submission. It streams JSON lines on its
+standard output (one per finished test, then the complete result), so that a
+crash of the worker still leaves partial results to write.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import ctypes
+import hashlib
+import importlib.metadata
+import inspect
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from dlcourse.grading.errors import GraderError, SubmissionError
+
+HERE = Path(__file__).resolve().parent
+DEFAULTS = {"cell_timeout": 60.0, "notebook_timeout": 600.0, "memory_mb": 4096}
+_VERSION_PACKAGES = ("dlcourse", "numpy", "torch", "tensorflow-cpu", "tensorflow", "keras",
+                     "scikit-learn", "pytest", "jupyter_client", "ipykernel", "nbformat")
+
+
+# -- the exercise ---------------------------------------------------------------------
+@dataclass
+class Exercise:
+    """An exercise's grading material.
+
+    Attributes:
+        name: The exercise name (notebook stem).
+        hidden_dir: ``ROOT/tests/hidden/NAME``.
+        student_notebook: ``ROOT/exercises/NAME.ipynb`` (may not exist).
+        config: The contents of ``grading.json`` (may be empty).
+    """
+
+    name: str
+    hidden_dir: Path
+    student_notebook: Path
+    config: dict
+
+    @classmethod
+    def find(cls, name: str, root: Path | None = None) -> Exercise:
+        """Locate the exercise under ``root`` or, by default, the current folder's ancestors."""
+        candidates = [Path(root)] if root else [Path.cwd(), *Path.cwd().parents,
+                                                 HERE.parent.parent]
+        for base in candidates:
+            hidden = base / "tests" / "hidden" / name
+            if hidden.is_dir():
+                config_file = hidden / "grading.json"
+                config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+                return cls(name, hidden.resolve(), (base / "exercises" / f"{name}.ipynb"),
+                           config)
+        raise GraderError(f"no hidden tests for exercise {name!r} (looked for tests/hidden/{name} "
+                          f"under {', '.join(str(c) for c in candidates[:3])})")
+
+    def bundle_sha256(self) -> str:
+        """SHA-256 over the hidden-test folder (relative paths and contents)."""
+        digest = hashlib.sha256()
+        for path in sorted(self.hidden_dir.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(path.relative_to(self.hidden_dir).as_posix().encode() + b"\0")
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+        return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages a grade depends on."""
+    versions = {"python": platform.python_version()}
+    for name in _VERSION_PACKAGES:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[name] = importlib.metadata.version(name)
+    return versions
+
+
+def bootstrap_code(config: dict) -> str:
+    """The code run in the kernel before the notebook (see ``kernel_side``)."""
+    codec_src = (HERE / "codec.py").read_text()
+    side_src = (HERE / "kernel_side.py").read_text()
+    return (
+        "def __dlcourse_bootstrap__():\n"
+        "    namespace = {'__name__': '__dlcourse_grader__'}\n"
+        f"    exec(compile({codec_src!r}, '<dlcourse-grader-codec>', 'exec'), namespace)\n"
+        f"    exec(compile({side_src!r}, '<dlcourse-grader>', 'exec'), namespace)\n"
+        f"    namespace['setup'](__import__('json').loads({json.dumps(config)!r}))\n"
+        "__dlcourse_bootstrap__()\n"
+        "del __dlcourse_bootstrap__\n"
+    )
+
+
+# -- reading the submission ----------------------------------------------------------
+def read_notebook(data: bytes):
+    """Parse a submission; return ``(notebook, None)`` or ``(None, reason)``."""
+    import nbformat
+
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"the file is not a valid notebook (invalid JSON: {exc})"
+    if not isinstance(raw, dict) or "cells" not in raw and "worksheets" not in raw:
+        return None, "the file is not a Jupyter notebook (no cells)"
+    version = raw.get("nbformat")
+    if version != 4:
+        return None, (f"notebook format version {version!r} is not supported: open it in "
+                      "Jupyter and save it again (format 4)")
+    try:
+        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+        for cell in nb.cells:
+            if not isinstance(cell.get("source"), str):
+                raise ValueError("a cell has no text")
+    except Exception as exc:
+        return None, f"the notebook could not be read ({type(exc).__name__}: {exc})"
+    return nb, None
+
+
+def missing_answer_cells(nb, exercise: Exercise) -> list[str]:
+    """Answer cells of the exercise notebook that the submission lacks (by cell id)."""
+    if not exercise.student_notebook.is_file():
+        return []
+    import nbformat
+
+    from dlcourse.grading.assign import answer_cell_ids
+
+    expected = answer_cell_ids(nbformat.read(exercise.student_notebook, as_version=4))
+    present = {c.get("id") for c in nb.cells}
+    return [cell_id for cell_id in expected if cell_id not in present]
+
+
+def reference_imports(nb, blocked: list[str]) -> list[str]:
+    """Blocked references the notebook's code imports or names (static, best effort)."""
+    names = {ref.partition(":")[2] for ref in blocked}
+    found = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        source = "\n".join(line for line in cell.source.splitlines()
+                           if not line.lstrip().startswith(("%", "!")))
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dlcourse"):
+                found.update(a.name for a in node.names if a.name in names)
+            elif isinstance(node, ast.Attribute) and node.attr in names:
+                base = node.value
+                while isinstance(base, ast.Attribute):
+                    base = base.value
+                if isinstance(base, ast.Name) and base.id == "dlcourse":
+                    found.add(node.attr)
+    return sorted(found)
+
+
+# -- pytest plugin --------------------------------------------------------------------
+def _title(item) -> str:
+    func = getattr(item, "function", None)
+    doc = inspect.getdoc(func) if func is not None else None
+    title = doc.strip().splitlines()[0] if doc else item.name
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and doc:
+        title += f" [{callspec.id}]"
+    return title
+
+
+def _feedback(excinfo) -> str:
+    exc = excinfo.value
+    if isinstance(exc, AssertionError):
+        return str(exc).strip() or "this test failed"
+    if isinstance(exc, SubmissionError):
+        return str(exc)
+    name = type(exc).__name__
+    if name in ("Skipped", "XFailed"):
+        return f"skipped: {getattr(exc, 'msg', '') or exc}"
+    return f"the test could not check your answer: {name}: {exc}"
+
+
+class GradingPlugin:
+    """Provides the fixtures and records each test's outcome."""
+
+    def __init__(self, submission, notebook, emit):
+        self._submission = submission
+        self._notebook = notebook
+        self._emit = emit
+        self.tests: list[dict] = []
+        self.collect_errors: list[str] = []
+        self._failed: dict[str, str] = {}
+
+    @pytest.fixture(scope="session")
+    def submission(self):
+        """The proxy to the student's kernel."""
+        return self._submission
+
+    @pytest.fixture(scope="session")
+    def notebook(self):
+        """The submitted notebook (``nbformat.NotebookNode``, or None if unreadable)."""
+        return self._notebook
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.collect_errors.append(f"{report.nodeid}: {report.longreprtext[-2000:]}")
+
+    def pytest_runtest_makereport(self, item, call):
+        if call.excinfo is not None and item.nodeid not in self._failed:
+            self._failed[item.nodeid] = _feedback(call.excinfo)
+
+    def pytest_runtest_teardown(self, item):
+        func = getattr(item, "function", None)
+        points = float(getattr(func, "__dlcourse_points__", 1.0))
+        visibility = getattr(func, "__dlcourse_visibility__", "visible")
+        message = self._failed.get(item.nodeid)
+        record = {
+            "name": _title(item),
+            "number": str(len(self.tests) + 1),
+            "score": 0.0 if message is not None else points,
+            "max_score": points,
+            "status": "failed" if message is not None else "passed",
+            "output": message or "",
+            "visibility": visibility,
+            "nodeid": item.nodeid,
+        }
+        self.tests.append(record)
+        self._emit({"event": "test", "test": record})
+
+
+def run_hidden_tests(exercise: Exercise, submission, notebook, emit) -> list[dict]:
+    """Run the exercise's hidden tests in this process against ``submission``."""
+    import tempfile
+
+    plugin = GradingPlugin(submission, notebook, emit)
+    with tempfile.TemporaryDirectory(prefix="dlcourse-pytest-") as tmp:
+        ini = Path(tmp) / "pytest.ini"
+        ini.write_text("[pytest]\naddopts =\n")
+        args = [str(exercise.hidden_dir), "-c", str(ini), "--rootdir", str(exercise.hidden_dir),
+                "--confcutdir", str(exercise.hidden_dir), "-p", "no:cacheprovider",
+                "--assert=plain", "-q", "--no-header", "-p", "no:randomly",
+                "--import-mode=importlib", "-W", "ignore::DeprecationWarning"]
+        with contextlib.redirect_stdout(sys.stderr):
+            code = pytest.main(args, plugins=[plugin])
+    if plugin.collect_errors or code in (pytest.ExitCode.INTERNAL_ERROR,
+                                         pytest.ExitCode.USAGE_ERROR):
+        raise GraderError("the hidden tests could not be collected: "
+                          + "; ".join(plugin.collect_errors or [f"pytest exit code {code}"]))
+    if not plugin.tests:
+        raise GraderError(f"no hidden tests found in {exercise.hidden_dir}")
+    return plugin.tests
+
+
+# -- one submission -------------------------------------------------------------------
+def grade_notebook(path: Path, exercise: Exercise, limits, *, unprivileged: bool,
+                   emit=lambda event: None) -> dict:
+    """Grade one notebook; return its Gradescope ``results.json`` as a dict."""
+    from dlcourse.grading.kernel import SandboxKernel
+    from dlcourse.grading.proxy import Submission
+
+    start = time.monotonic()
+    data = Path(path).read_bytes()
+    notes: list[str] = []
+    nb, reason = read_notebook(data)
+    kernel = None
+    status = "graded"
+    if nb is not None:
+        for cell_id in missing_answer_cells(nb, exercise):
+            notes.append(f"answer cell {cell_id!r} is missing from the notebook (deleted?); "
+                         "its questions are graded on what the notebook defines")
+        for name in reference_imports(nb, exercise.config.get("blocked", [])):
+            notes.append(f"the notebook uses dlcourse's reference {name}: calling it earns "
+                         "no credit")
+        kernel = SandboxKernel(Path(path), limits, unprivileged=unprivileged)
+        config = {"seed": limits.seed, "blocked": exercise.config.get("blocked", [])}
+        kernel.start(bootstrap_code(config))
+        reason = _run_cells(kernel, nb, limits, notes)
+    else:
+        status = "unreadable"
+    try:
+        submission = Submission(kernel, reason=reason, timeout=limits.cell_timeout)
+        tests = run_hidden_tests(exercise, submission, nb, emit)
+    finally:
+        if kernel is not None:
+            if kernel.dead_reason is not None and status == "graded":
+                status = "kernel died"
+                notes.append(f"stopped early: {kernel.dead_reason}")
+            kernel.close()
+    score = sum(t["score"] for t in tests)
+    max_score = sum(t["max_score"] for t in tests)
+    if reason and nb is None:
+        notes.insert(0, reason)
+    summary = [f"Score: {score:g} / {max_score:g}", *notes]
+    return {
+        "score": score,
+        "max_score": max_score,
+        "output": "\n".join(summary),
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "execution_time": round(time.monotonic() - start, 3),
+        "tests": tests,
+        "extra_data": {
+            "exercise": exercise.name,
+            "status": status,
+            "notes": notes,
+            "notebook": Path(path).name,
+            "notebook_sha256": hashlib.sha256(data).hexdigest(),
+            "hidden_tests_sha256": exercise.bundle_sha256(),
+            "versions": package_versions(),
+            "sandbox": {"unprivileged_user": unprivileged, "memory_mb": limits.memory_mb,
+                        "cell_timeout_s": limits.cell_timeout,
+                        "notebook_timeout_s": limits.notebook_timeout, "seed": limits.seed},
+        },
+    }
+
+
+def _run_cells(kernel, nb, limits, notes: list[str]) -> str | None:
+    """Execute the code cells in order, going on after errors; return a death reason."""
+    from dlcourse.grading.kernel import CellTimeout, KernelDied
+
+    errors = 0
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or not cell.source.strip():
+            continue
+        try:
+            result = kernel.execute(cell.source, timeout=limits.cell_timeout)
+        except CellTimeout:
+            notes.append(f"cell {index} ran past {limits.cell_timeout:g} s and was interrupted")
+            if kernel.dead_reason is not None:
+                return f"{kernel.dead_reason} (in cell {index})"
+            continue
+        except KernelDied as exc:
+            notes.append(f"the kernel died in cell {index}: {exc}")
+            return f"{exc} (in cell {index})"
+        if result.status == "error" and result.ename != "NotImplementedError":
+            errors += 1
+            if errors <= 5:
+                notes.append(f"cell {index} raised {result.ename}: {(result.evalue or '')[:300]}")
+    return None
+
+
+# -- the worker process ---------------------------------------------------------------
+def _not_dumpable() -> None:
+    """Keep same-user processes (a submission run without a user switch) out of
+    this process's memory and file descriptors (/proc, ptrace)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+
+
+def worker_main(argv: list[str]) -> int:
+    """Entry point of ``python -m dlcourse.grading.runner JOB_JSON``."""
+    from dlcourse.grading.kernel import Limits
+
+    _not_dumpable()
+    sys.dont_write_bytecode = True
+    job = json.loads(argv[0])
+    events = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything else printed goes to the log, not the result stream
+
+    def emit(event):
+        events.write(json.dumps(event) + "\n")
+        events.flush()
+
+    exercise = Exercise(job["exercise"], Path(job["hidden_dir"]),
+                        Path(job["student_notebook"]), job["config"])
+    if exercise.bundle_sha256() != job["hidden_sha256"]:
+        emit({"event": "grader_error", "message": "the hidden tests changed during grading"})
+        return 2
+    limits = Limits(**job["limits"])
+    try:
+        result = grade_notebook(Path(job["notebook"]), exercise, limits,
+                                unprivileged=job["unprivileged"], emit=emit)
+    except GraderError as exc:
+        emit({"event": "grader_error", "message": str(exc)})
+        return 2
+    emit({"event": "done", "result": result})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main(sys.argv[1:]))

@@ -1,0 +1,163 @@
+"""Write the fixture submissions the grader's tests grade (run from the repo root).
+
+    .venv/bin/python tests/grading_fixtures/make_submissions.py
+
+Each notebook is a variant of ``course/solutions/fixture_ex.ipynb`` (the tiny
+fixture exercise, 6 points: double 1+1, Counter 1, dropout 2, RESULT 1).
+``EXPECTED`` is the score each must get and is what the tests check.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "submissions"
+
+HEADER = 'EXERCISE = "fixture_ex"\nimport numpy as np'
+DOUBLE = "def double(x):\n    return x * 2"
+COUNTER = ("class Counter:\n    def __init__(self):\n        self.total = 0.0\n\n"
+           "    def add(self, n):\n        self.total += n")
+DROPOUT = ("def dropout(x, rate, seed):\n    rng = np.random.default_rng(seed)\n"
+           "    keep = 1.0 - rate\n    return x * (rng.random(x.shape) < keep) / keep")
+RESULT = 'RESULT = {"rate": 0.25, "ok": (True, None)}'
+
+#: submission stem -> (points it must earn, a phrase its feedback/notes must contain)
+EXPECTED = {
+    "full": (6, None),
+    "blank": (0, "NotImplementedError"),
+    "infinite_loop": (4, "did not finish within"),
+    "sys_exit": (4, "SystemExit"),
+    "os_exit": (0, "exited with status"),
+    "first_cell_error": (4, "NameError"),
+    "fake_results": (5, "double(x) must return 2 * x"),
+    "monkeypatch": (5, "double(x) must return 2 * x"),
+    "prints_all_passed": (5, "double(x) must return 2 * x"),
+    "reads_outside": (0, None),
+    "memory_hog": (4, "MemoryError"),
+    "invalid_json": (0, "invalid JSON"),
+    "wrong_nbformat": (0, "format version 3"),
+    "missing_answer": (5, "does not define 'Counter'"),
+    "calls_reference": (4, "earns no credit"),
+    "returns_object": (4, "returned an object of type set"),
+}
+
+
+def _tagged(source: str):
+    return new_code_cell(source, metadata={"tags": ["answer"]})
+
+
+def notebook(*cells: str, ids: list[str] | None = None):
+    solution = nbformat.read(HERE / "course" / "solutions" / "fixture_ex.ipynb", as_version=4)
+    answer_ids = [c.id for c in solution.cells if "answer" in c.metadata.get("tags", [])]
+    nb = new_notebook(cells=[new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    # Cells keep the exercise's answer-cell ids, as Jupyter would.
+    for cell, cell_id in zip(nb.cells[1:], ids if ids is not None else answer_ids, strict=False):
+        cell.id = cell_id
+        cell.metadata["tags"] = ["answer"]
+    return nb
+
+
+def build() -> dict[str, object]:
+    nbs: dict[str, object] = {}
+    nbs["full"] = notebook(HEADER, DOUBLE, COUNTER, DROPOUT, RESULT)
+    nbs["blank"] = nbformat.read(HERE / "course" / "exercises" / "fixture_ex.ipynb",
+                                 as_version=4)
+    nbs["infinite_loop"] = notebook(
+        HEADER, "def double(x):\n    while True:\n        pass", COUNTER, DROPOUT, RESULT,
+        "while True:\n    pass")
+    nbs["sys_exit"] = notebook(
+        HEADER, "import sys\n\ndef double(x):\n    sys.exit(0)", COUNTER, DROPOUT, RESULT,
+        "sys.exit(1)")
+    nbs["os_exit"] = notebook(HEADER, DOUBLE, COUNTER, DROPOUT, RESULT, "import os\nos._exit(0)")
+    nbs["first_cell_error"] = notebook(
+        'EXERCISE = "fixture_ex"\nraise RuntimeError("boom")\nimport numpy as np',
+        DOUBLE, COUNTER, DROPOUT, RESULT)
+    fake = json.dumps({"score": 100, "max_score": 6, "tests": []})
+    nbs["fake_results"] = notebook(
+        HEADER, "def double(x):\n    return x", COUNTER, DROPOUT, RESULT,
+        "import glob, os\n"
+        f"fake = {fake!r}\n"
+        "targets = ['results.json', '../results.json', os.path.expanduser('~/results.json')]\n"
+        "targets += glob.glob('/tmp/**/results.json', recursive=True)\n"
+        "targets += glob.glob('/tmp/**/grades.csv', recursive=True)\n"
+        "for t in targets:\n"
+        "    try:\n"
+        "        with open(t, 'w') as f:\n"
+        "            f.write(fake)\n"
+        "    except OSError as e:\n"
+        "        print('could not write', t, e)")
+    nbs["monkeypatch"] = notebook(
+        HEADER, "def double(x):\n    return x + 1", COUNTER, DROPOUT, RESULT,
+        "import builtins, numpy, dlcourse, dlcourse.grading, dlcourse.scratch.dropout as d\n"
+        "numpy.allclose = lambda *a, **k: True\n"
+        "np.testing.assert_allclose = lambda *a, **k: None\n"
+        "dlcourse.grading.points = lambda value: (lambda f: f)\n"
+        "d.dropout_forward = lambda x, rate, **k: (x, None)\n"
+        "try:\n"
+        "    import dlcourse.grading.runner as runner\n"
+        "    runner.grade_notebook = lambda *a, **k: {'score': 6}\n"
+        "except Exception as e:\n"
+        "    print(e)\n"
+        "builtins.AssertionError = type('Never', (Exception,), {})")
+    nbs["prints_all_passed"] = notebook(
+        HEADER, "def double(x):\n    return x", COUNTER, DROPOUT, RESULT,
+        "from IPython.display import publish_display_data\n"
+        "print('All tests passed')\nprint('Score: 6 / 6')\n"
+        "publish_display_data({'application/x-dlcourse-rpc': '{\"ok\": true}'})\n"
+        "import sys; print('{\"event\": \"done\", \"result\": {\"score\": 6}}', file=sys.stderr)")
+    nbs["reads_outside"] = notebook(
+        HEADER, "import re, pathlib, dlcourse\n"
+        "root = pathlib.Path(dlcourse.__file__).resolve().parents[1]\n"
+        "hidden = root / 'tests/grading_fixtures/course/tests/hidden/fixture_ex/test_fixture.py'\n"
+        "try:\n"
+        "    source = hidden.read_text()\n"
+        "    RESULT = eval(re.search(r'== (\\{.*\\}), \"RESULT', source).group(1))\n"
+        "except OSError as e:\n"
+        "    print('could not read the hidden tests:', e)\n"
+        "try:\n"
+        "    (root / 'tests/grading_fixtures/course/tests/hidden/fixture_ex/test_fixture.py')"
+        ".write_text('')\n"
+        "except OSError as e:\n"
+        "    print('could not overwrite the hidden tests:', e)", ids=[])
+    nbs["memory_hog"] = notebook(
+        HEADER, "def double(x):\n    hog = []\n    while True:\n"
+        "        hog.append(np.ones(2**24))", COUNTER, DROPOUT, RESULT,
+        "hog = []\nwhile True:\n    hog.append(np.ones(2**24))")
+    nbs["missing_answer"] = notebook(HEADER, DOUBLE, DROPOUT, RESULT)
+    solution = nbformat.read(HERE / "course" / "solutions" / "fixture_ex.ipynb", as_version=4)
+    ids = [c.id for c in solution.cells if "answer" in c.metadata.get("tags", [])]
+    nbs["missing_answer"] = notebook(HEADER, DOUBLE, DROPOUT, RESULT,
+                                     ids=[ids[0], ids[2], ids[3]])
+    nbs["calls_reference"] = notebook(
+        HEADER, DOUBLE, COUNTER,
+        "import importlib\nimport dlcourse.scratch.dropout\n"
+        "importlib.reload(dlcourse.scratch.dropout)\n"
+        "from dlcourse.scratch import dropout_forward\n\n"
+        "def dropout(x, rate, seed):\n    return dropout_forward(x, rate, rng=seed)[0]", RESULT)
+    nbs["returns_object"] = notebook(
+        HEADER, "def double(x):\n    return set(x.tolist())", COUNTER, DROPOUT, RESULT)
+    return nbs
+
+
+def main() -> None:
+    OUT.mkdir(exist_ok=True)
+    for name, nb in build().items():
+        nbformat.write(nb, OUT / f"{name}.ipynb")
+    (OUT / "invalid_json.ipynb").write_text('{"cells": [ {"cell_type": "code", "source": "x = 1"\n')
+    v3 = {"nbformat": 3, "nbformat_minor": 0, "metadata": {},
+          "worksheets": [{"cells": [{"cell_type": "code", "input": DOUBLE, "outputs": [],
+                                     "language": "python"}]}]}
+    (OUT / "wrong_nbformat.ipynb").write_text(json.dumps(v3, indent=1))
+    missing = set(EXPECTED) - {p.stem for p in OUT.glob("*.ipynb")}
+    assert not missing, missing
+
+
+if __name__ == "__main__":
+    main()
