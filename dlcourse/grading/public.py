@@ -77,7 +77,8 @@ def run_checks(question: str, namespace: dict[str, Any], exercise: str) -> list[
             outcomes.append(CheckOutcome(title, False, "not answered yet (the stub still raises "
                                                        "NotImplementedError)"))
         except AssertionError as exc:
-            message = str(exc).strip() or "this check failed"
+            # Only the author's message: never pytest's introspection of the check's code.
+            message = str(exc).split("\nassert ")[0].strip() or "this check failed"
             outcomes.append(CheckOutcome(title, False, message))
         except Exception as exc:  # student code raised: report it, keep checking
             outcomes.append(CheckOutcome(title, False,

@@ -1,0 +1,389 @@
+"""Unit tests of the grader's parts: codec, proxy, assign, check, launcher, release, CSV."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+import types
+import zipfile
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from dlcourse.cli import main as cli_main
+from dlcourse.grading import SubmissionDied, SubmissionError, codec, points, visibility
+from dlcourse.grading.assign import MarkupError, answer_cell_ids, student_notebook
+from dlcourse.grading.batch import write_csv
+from dlcourse.grading.kernel import LAUNCHER, ExecResult
+from dlcourse.grading.proxy import Submission
+from dlcourse.grading.public import check
+
+FIXTURES = Path(__file__).resolve().parent / "grading_fixtures"
+COURSE = FIXTURES / "course"
+
+
+# -- codec ----------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "bool", "uint8", "complex64"])
+def test_codec_round_trips_arrays_exactly(dtype):
+    rng = np.random.default_rng(0)
+    array = (rng.normal(size=(3, 4, 2)) * 10).astype(dtype)
+    back = codec.decode(codec.loads(codec.dumps(codec.encode(array))))
+    assert back.dtype == array.dtype and back.shape == array.shape
+    np.testing.assert_array_equal(back, array)
+
+
+def test_codec_round_trips_nested_structures_and_types():
+    value = {0.1: [1, 2.5, None, "s", True], "t": (np.float32(1.5), np.int64(3)),
+             (1, "a"): {"nan": float("nan")}}
+    back = codec.decode(codec.loads(codec.dumps(codec.encode(value))))
+    assert set(back) == set(value)
+    assert back[0.1] == value[0.1]
+    assert isinstance(back["t"], tuple) and back["t"][0].dtype == np.float32
+    assert np.isnan(back[(1, "a")]["nan"])
+
+
+@pytest.mark.parametrize("value", [object(), {1, 2}, np.array([object()]), b"bytes"])
+def test_codec_refuses_other_types(value):
+    with pytest.raises(codec.Unsupported):
+        codec.encode(value)
+
+
+def test_codec_never_unpickles():
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    payload = {"__ndarray__": base64.b64encode(buffer.getvalue()).decode()}
+    with pytest.raises(ValueError):
+        codec.decode(payload)
+
+
+@pytest.mark.parametrize("data", [{"__weird__": 1}, {"a": 1, "b": 2}, {"__ndarray__": "%%%"}])
+def test_codec_rejects_malformed_data(data):
+    with pytest.raises((ValueError, TypeError)):
+        codec.decode(data)
+
+
+# -- proxy, with a stand-in kernel ----------------------------------------------------
+class FakeKernel:
+    """Replies with fixed payloads, like a (possibly hostile) kernel would."""
+
+    def __init__(self, payloads, status="ok"):
+        self.payloads = payloads
+        self.status = status
+        self.dead_reason = None
+        self.sent = []
+
+    def execute(self, code, *, timeout, store_history=True):
+        self.sent.append(code)
+        return ExecResult(self.status, payloads=list(self.payloads))
+
+
+def test_proxy_decodes_the_last_reply_only():
+    good = codec.dumps({"ok": codec.encode(np.arange(3))})
+    sub = Submission(FakeKernel(['{"ok": 1}', good]))
+    np.testing.assert_array_equal(sub.call("f", np.ones(2)), np.arange(3))
+
+
+@pytest.mark.parametrize("payload, phrase", [
+    ("not json", "could not be read"),
+    ('{"ok": {"__pickle__": "x"}}', "could not be read"),
+    ('{"unsupported": {"type": "Foo", "where": "the result"}}', "object of type Foo"),
+    ('{"error": {"ename": "ValueError", "evalue": "bad rate", "line": 3}}', "ValueError: bad rate"),
+    ('{"missing": "your notebook does not define \'f\'"}', "does not define"),
+    ('[1, 2]', "could not be read"),
+])
+def test_proxy_turns_every_bad_reply_into_a_submission_error(payload, phrase):
+    sub = Submission(FakeKernel([payload]))
+    with pytest.raises(SubmissionError, match=phrase):
+        sub.call("f")
+
+
+def test_proxy_without_reply_is_a_failure_not_a_pass():
+    with pytest.raises(SubmissionError, match="could not run"):
+        Submission(FakeKernel([])).call("f")
+    with pytest.raises(SubmissionError):
+        Submission(FakeKernel(['{"ok": 1}'], status="error")).call("f")
+
+
+def test_proxy_dead_kernel_fails_every_request():
+    kernel = FakeKernel(['{"ok": 1}'])
+    kernel.dead_reason = "the kernel exited with status 1"
+    with pytest.raises(SubmissionDied, match="exited with status 1"):
+        Submission(kernel).get("x")
+    with pytest.raises(SubmissionDied, match="could not be read"):
+        Submission(None, reason="the file could not be read").call("f")
+
+
+def test_proxy_sends_refs_and_tensors_as_markers():
+    kernel = FakeKernel(['{"ok": null}'])
+    sub = Submission(kernel)
+    sub.call("f", sub.ref("model.fc"), sub.tensor(np.zeros(2)), rate=0.5)
+    request = json.loads(eval(kernel.sent[0][len("__dlcourse_rpc__("):-1]))
+    assert request["args"][0] == {"__ref__": "model.fc"}
+    assert "__tensor__" in request["args"][1]
+    assert request["kwargs"] == {"__dict__": [["rate", 0.5]]}
+
+
+# -- decorators -----------------------------------------------------------------------
+def test_points_and_visibility_are_recorded_and_validated():
+    @points(2.5)
+    @visibility("hidden")
+    def test_x():
+        pass
+
+    assert test_x.__dlcourse_points__ == 2.5 and test_x.__dlcourse_visibility__ == "hidden"
+    with pytest.raises(ValueError, match="points"):
+        points(-1)
+    with pytest.raises(ValueError, match="visibility"):
+        visibility("secret")
+
+
+# -- assign ---------------------------------------------------------------------------
+def _solution():
+    return new_notebook(cells=[
+        new_markdown_cell("Why? <!-- BEGIN SOLUTION -->Because.<!-- END SOLUTION -->"),
+        new_code_cell("def f(x):\n    y = 1\n    # BEGIN SOLUTION\n    return x + y\n"
+                      "    # END SOLUTION", metadata={"tags": ["answer"]},
+                      execution_count=3, outputs=[nbformat.v4.new_output("stream", text="hi")]),
+        new_code_cell("secret = 42", metadata={"tags": ["solution-only"]}),
+    ])
+
+
+def test_student_notebook_replaces_answers_and_drops_solution_cells():
+    solution = _solution()
+    student = student_notebook(solution)
+    sources = [c.source for c in student.cells]
+    assert sources[0] == "Why? *Write your answer here.*"
+    assert sources[1] == ('def f(x):\n    y = 1\n'
+                          '    raise NotImplementedError("Write your answer here.")')
+    assert len(student.cells) == 2 and "secret" not in json.dumps(student)
+    assert student.cells[1].outputs == [] and student.cells[1].execution_count is None
+    assert answer_cell_ids(student) == [solution.cells[1].id]
+    assert solution.cells[1].outputs  # the input is untouched
+    namespace: dict = {}
+    exec(sources[1], namespace)
+    with pytest.raises(NotImplementedError):
+        namespace["f"](1)
+
+
+@pytest.mark.parametrize("source", ["# BEGIN SOLUTION\nx = 1", "x = 1\n# END SOLUTION",
+                                    "# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION"])
+def test_unpaired_markers_are_errors(source):
+    with pytest.raises(MarkupError):
+        student_notebook(new_notebook(cells=[new_code_cell(source)]))
+
+
+def test_assign_check_flags_stale_exercises(tmp_path, monkeypatch, capsys):
+    (tmp_path / "solutions").mkdir()
+    nbformat.write(_solution(), tmp_path / "solutions" / "ex.ipynb")
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["assign", "--check"]) == 1
+    assert cli_main(["assign"]) == 0
+    assert cli_main(["assign", "--check"]) == 0
+    nb = nbformat.read(tmp_path / "exercises" / "ex.ipynb", 4)
+    nb.cells[1].source += "\n# edited by hand"
+    nbformat.write(nb, tmp_path / "exercises" / "ex.ipynb")
+    assert cli_main(["assign", "--check"]) == 1
+    assert "ex" in capsys.readouterr().err
+
+
+def test_fixture_exercise_is_up_to_date():
+    assert cli_main(["assign", "--check", "--solutions", str(COURSE / "solutions"),
+                     "--exercises", str(COURSE / "exercises")]) == 0
+
+
+# -- public self-checks ---------------------------------------------------------------
+@pytest.fixture
+def fake_checks(monkeypatch):
+    def shape_kept(ns):
+        """double keeps the shape"""
+        assert ns["double"](np.ones(3)).shape == (3,), "double must keep the shape"
+
+    def values(ns):
+        """double doubles"""
+        secret_expected = np.arange(3) * 2.0
+        assert np.allclose(ns["double"](np.arange(3.0)), secret_expected), \
+            "double(x) should be 2 * x"
+
+    module = types.ModuleType("dlcourse.grading.public_checks.fake_ex")
+    module.CHECKS = {"q1": [shape_kept, values]}
+    monkeypatch.setitem(sys.modules, "dlcourse.grading.public_checks.fake_ex", module)
+
+
+def _run_check(namespace):
+    exec("from dlcourse.grading import check\ncheck('q1')", namespace)
+
+
+def test_check_reports_each_failure_without_showing_code(fake_checks, capsys):
+    namespace = {"EXERCISE": "fake_ex", "double": lambda x: x + 1}
+    _run_check(namespace)
+    out = capsys.readouterr().out
+    assert "\u2714 double keeps the shape" in out
+    assert "\u2718 double doubles" in out and "double(x) should be 2 * x" in out
+    assert "1 of 2 public checks failed" in out and "hidden tests not run" in out
+    assert "secret_expected" not in out and "allclose" not in out
+
+
+def test_check_passes_and_says_hidden_tests_not_run(fake_checks, capsys):
+    _run_check({"EXERCISE": "fake_ex", "double": lambda x: 2 * x})
+    assert "all 2 public tests passed \u2014 hidden tests not run" in capsys.readouterr().out
+
+
+def test_check_reports_stubs_and_crashes(fake_checks, capsys):
+    def stub(x):
+        raise NotImplementedError
+
+    _run_check({"EXERCISE": "fake_ex", "double": stub})
+    assert "not answered yet" in capsys.readouterr().out
+    _run_check({"EXERCISE": "fake_ex", "double": lambda x: x["a"]})
+    assert "your code raised IndexError" in capsys.readouterr().out
+
+
+def test_check_needs_the_exercise():
+    with pytest.raises(ValueError, match="EXERCISE"):
+        check("q1")
+
+
+# -- launcher: what the sandbox enforces at the OS level ------------------------------
+def _launch(tmp_path, code, **config):
+    workdir = tmp_path / "work"
+    workdir.mkdir(exist_ok=True)
+    cfg = {"workdir": str(workdir), "env": {"PATH": "/usr/bin:/bin"}, "limits": {}}
+    cfg.update(config)
+    python = config.pop("python", sys.executable)
+    cfg.pop("python", None)
+    cmd = [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(cfg), "--", python, "-c", code]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+def _landlock_abi():
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+
+
+def test_launcher_scrubs_environment_and_limits_memory(tmp_path, monkeypatch):
+    monkeypatch.setenv("SECRET_TOKEN", "hunter2")
+    monkeypatch.setenv("PYTHONPATH", "/somewhere")
+    code = ("import os, resource\n"
+            "print(sorted(os.environ))\n"
+            "print(resource.getrlimit(resource.RLIMIT_DATA)[0])\n"
+            "print(os.getcwd())\n"
+            "try:\n    b = bytearray(400 * 2**20)\n    print('allocated')\n"
+            "except MemoryError:\n    print('MemoryError')")
+    proc = _launch(tmp_path, code, limits={"data": 200 * 2**20})
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0, proc.stderr
+    assert set(eval(lines[0])) <= {"PATH", "LC_CTYPE"}  # LC_CTYPE: Python's own PEP 538
+    assert lines[1] == str(200 * 2**20)
+    assert lines[2] == str(tmp_path / "work")
+    assert lines[3] == "MemoryError"
+
+
+@pytest.mark.skipif(_landlock_abi() < 1, reason="the Linux kernel has no Landlock")
+def test_landlock_confines_reads_writes_and_network(tmp_path):
+    secret = tmp_path / "hidden_tests.py"
+    secret.write_text("EXPECTED = 42")
+    import site
+
+    read = sorted({sys.prefix, sys.base_prefix, *site.getsitepackages(), "/usr", "/lib",
+                   "/lib64", "/etc", "/proc", "/sys"})
+    code = ("import socket\n"
+            f"try:\n    open({str(secret)!r}).read(); print('read')\n"
+            "except PermissionError:\n    print('no read')\n"
+            f"try:\n    open({str(tmp_path / 'out.json')!r}, 'w'); print('wrote')\n"
+            "except PermissionError:\n    print('no write')\n"
+            "open('mine.txt', 'w').write('ok'); print('own folder ok')\n"
+            "s = socket.socket()\n"
+            "try:\n    s.connect(('127.0.0.1', 9)); print('connected')\n"
+            "except PermissionError:\n    print('no network')\n"
+            "except OSError:\n    print('connect attempted')\n")
+    proc = _launch(tmp_path, code, read_paths=read, write_paths=[str(tmp_path / "work")],
+                   require_landlock=True)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    assert out[:3] == ["no read", "no write", "own folder ok"]
+    if _landlock_abi() >= 4:
+        assert out[3] == "no network"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs root")
+def test_launcher_drops_root_to_the_sandbox_user(tmp_path):
+    python = "/usr/bin/python3"
+    if not os.path.exists(python):
+        pytest.skip("needs a system Python that other users can run")
+    import tempfile
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="dlcourse-test-"))  # pytest's tmp is root-only
+    tmp_path.chmod(0o755)
+    secret = tmp_path / "root_only.txt"
+    secret.write_text("secret")
+    secret.chmod(0o600)
+    code = ("import os\nprint(os.getuid(), os.getgid(), os.getgroups())\n"
+            f"try:\n    open({str(secret)!r}).read(); print('read')\n"
+            "except PermissionError:\n    print('no read')\n"
+            "try:\n    os.setuid(0); print('regained root')\n"
+            "except PermissionError:\n    print('stays unprivileged')")
+    proc = _launch(tmp_path, code, uid=61999, gid=61999, python=python)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["61999 61999 []", "no read", "stays unprivileged"]
+
+
+# -- CSV: regrading one student replaces only that row --------------------------------
+def _result(score, status="graded"):
+    return {"score": score, "max_score": 2.0, "tests": [
+        {"name": "t1", "score": min(score, 1.0), "max_score": 1.0}],
+        "extra_data": {"status": status, "notes": [], "notebook": "x.ipynb"}}
+
+
+def test_csv_update_keeps_other_students(tmp_path):
+    path = tmp_path / "grades.csv"
+    write_csv(path, {"alice": _result(2.0), "bob": _result(0.0, "kernel died")})
+    write_csv(path, {"bob": _result(1.0)})
+    import csv
+
+    rows = {r["student"]: r for r in csv.DictReader(path.open())}
+    assert rows["alice"]["score"] == "2" and rows["bob"]["score"] == "1"
+    assert rows["bob"]["status"] == "graded" and rows["alice"]["t1"] == "1"
+
+
+# -- release --------------------------------------------------------------------------
+def test_release_bundle_has_no_solutions_and_no_hidden_tests(tmp_path):
+    paths = cli_main(["release", "--root", str(COURSE), "--out", str(tmp_path)])
+    assert paths == 0
+    student = zipfile.ZipFile(tmp_path / "dlcourse-student.zip")
+    names = student.namelist()
+    assert "exercises/fixture_ex.ipynb" in names
+    assert any(n.startswith("dlcourse/grading/") for n in names)
+    assert not [n for n in names if n.startswith(("solutions/", "tests/")) or "hidden" in n]
+    solution = nbformat.read(COURSE / "solutions" / "fixture_ex.ipynb", 4)
+    answers = [line.strip() for cell in solution.cells for line in cell.source.splitlines()
+               if "BEGIN SOLUTION" not in cell.source or "return" in line or "+=" in line]
+    secret_lines = [a for a in answers if a.startswith(("return x * 2", "self.total += n"))]
+    hidden_source = (COURSE / "tests/hidden/fixture_ex/test_fixture.py").read_text()
+    for name in names:
+        text = student.read(name).decode("utf-8", errors="replace")
+        assert "BEGIN SOLUTION" not in text or name.startswith("dlcourse/grading/")
+        assert "solution-only cell" not in text
+        assert hidden_source not in text and "SECRET_EXPECTED" not in text
+        if name.endswith(".ipynb"):
+            assert not any(line in text for line in secret_lines), name
+    exercise = (COURSE / "exercises" / "fixture_ex.ipynb").read_text()
+    assert student.read("exercises/fixture_ex.ipynb").decode() == exercise
+
+    grader = zipfile.ZipFile(tmp_path / "autograder-fixture_ex.zip")
+    gnames = grader.namelist()
+    assert {"setup.sh", "run_autograder", "tests/hidden/fixture_ex/test_fixture.py",
+            "exercises/fixture_ex.ipynb"} <= set(gnames)
+    assert not [n for n in gnames if n.startswith("solutions/")]
+    run = grader.read("run_autograder").decode()
+    assert "dlcourse grade" in run and "--exercise fixture_ex" in run
+    assert grader.getinfo("run_autograder").external_attr >> 16 & 0o111
