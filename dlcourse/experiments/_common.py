@@ -1,0 +1,194 @@
+"""Shared pieces of the experiments: data, training, evaluation, result files.
+
+Every experiment module defines ``NAME``, ``TITLE``, ``PAPER`` (the claim it
+tests, with the paper's numbers), ``CONFIG`` (the default configuration),
+``cells(config)`` (the grid, a list of dicts) and ``run_cell(cell, seed, config)``
+(one training run, returning a dict of plain floats). :func:`run_experiment`
+loops over ``cells x seeds`` and writes one JSON file per experiment.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Where the cached results live (``book/data`` beside the chapters).
+DATA_DIR = Path(__file__).resolve().parents[2] / "book" / "data"
+
+#: The split every digits experiment uses (fixed, so that seeds vary only the
+#: training: initial weights, dropout masks and minibatch order).
+SPLIT = {"val_fraction": 0.2, "test_fraction": 0.3, "seed": 0}
+
+
+@functools.lru_cache(maxsize=16)
+def digits(n_train: int | None = None, flatten: bool = True):
+    """The digits split of :data:`SPLIT` (optionally only ``n_train`` training images)."""
+    from dlcourse.data import load_digits
+
+    return load_digits(n_train=n_train, flatten=flatten, **SPLIT)
+
+
+def error_percent(model, x: np.ndarray, y: np.ndarray) -> float:
+    """Classification error of ``model`` in eval mode, in percent."""
+    return 100.0 * (1.0 - float(model.evaluate(x, y)["accuracy"]))
+
+
+def make_optimizer(name: str, *, lr: float, momentum: float = 0.0,
+                   weight_decay: float = 0.0, max_norm: float | None = None):
+    """The toolkit optimizer called ``name`` (``"sgd"`` or ``"adam"``)."""
+    from dlcourse.scratch import SGD, Adam
+
+    if name == "sgd":
+        return SGD(lr=lr, momentum=momentum, weight_decay=weight_decay, max_norm=max_norm)
+    if name == "adam":
+        return Adam(lr=lr, weight_decay=weight_decay, max_norm=max_norm)
+    raise ValueError(f"optimizer must be 'sgd' or 'adam'; received optimizer={name!r}")
+
+
+def train_classifier(
+    *,
+    sizes: list[int],
+    rate: float,
+    input_rate: float,
+    seed: int,
+    epochs: int,
+    batch_size: int,
+    optimizer: str,
+    lr: float,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+    max_norm: float | None = None,
+    n_train: int | None = None,
+):
+    """Train a toolkit MLP on digits; return ``(model, history, split)``.
+
+    ``seed`` seeds the weights and dropout masks (``mlp(rng=seed)``) and
+    ``seed + 10_000`` the minibatch order, so one seed fixes the whole run.
+    """
+    from dlcourse.scratch import fit, mlp
+
+    split = digits(n_train)
+    model = mlp(sizes, rate=rate, input_rate=input_rate, rng=seed)
+    opt = make_optimizer(optimizer, lr=lr, momentum=momentum,
+                         weight_decay=weight_decay, max_norm=max_norm)
+    history = fit(model, split.x_train, split.y_train, optimizer=opt, epochs=epochs,
+                  batch_size=batch_size, rng=seed + 10_000)
+    return model, history, split
+
+
+def classifier_metrics(model, split) -> dict[str, float]:
+    """Train, validation and test error (percent) of a trained classifier."""
+    return {
+        "train_error": error_percent(model, split.x_train, split.y_train),
+        "val_error": error_percent(model, split.x_val, split.y_val),
+        "test_error": error_percent(model, split.x_test, split.y_test),
+    }
+
+
+def single_thread():
+    """Context manager limiting BLAS to one thread.
+
+    The matrices here are small, so threads only add contention; and one thread
+    sums in one fixed order, which keeps a recomputed cell equal to the cache.
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly copy: NumPy scalars/arrays to Python numbers/lists, floats rounded."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return round(float(value), 6)
+    return value
+
+
+def run_experiment(module, *, seeds: Iterable[int] | None = None, out: Path | str | None = None,
+                   config: dict | None = None, log: Callable[[str], None] | None = None
+                   ) -> dict[str, Any]:
+    """Run every cell of ``module`` for every seed, write ``<out>/<NAME>.json``, return it."""
+    config = {**module.CONFIG, **(config or {})}
+    seeds = list(config["seeds"] if seeds is None else seeds)
+    config["seeds"] = seeds
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    records = []
+    start = time.perf_counter()
+    cells = module.cells(config)
+    with single_thread():
+        for i, cell in enumerate(cells):
+            for seed in seeds:
+                t0 = time.perf_counter()
+                metrics = module.run_cell(cell, seed, config)
+                records.append({"cell": cell, "seed": seed, "metrics": metrics})
+                log(f"[{module.NAME}] cell {i + 1}/{len(cells)} {cell} seed {seed}: "
+                    f"{time.perf_counter() - t0:.1f} s")
+    elapsed = time.perf_counter() - start
+    result = _plain({
+        "name": module.NAME,
+        "title": module.TITLE,
+        "paper": module.PAPER,
+        "config": config,
+        "split": SPLIT,
+        "seeds": seeds,
+        "command": f"python -m dlcourse.experiments {module.NAME}",
+        "elapsed_s": elapsed,
+        "environment": {"python": platform.python_version(), "numpy": np.__version__,
+                        "machine": platform.machine()},
+        "records": records,
+    })
+    out_dir = Path(out) if out is not None else DATA_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{module.NAME}.json"
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    log(f"[{module.NAME}] {len(records)} runs in {elapsed:.1f} s -> {path}")
+    return result
+
+
+def load_result(name: str, data_dir: Path | str | None = None) -> dict[str, Any]:
+    """Read the cached result ``<data_dir>/<name>.json`` (default :data:`DATA_DIR`)."""
+    path = Path(data_dir or DATA_DIR) / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no cached result at {path}; recompute it with `python -m dlcourse.experiments {name}`"
+        )
+    return json.loads(path.read_text())
+
+
+def summarize(result: dict[str, Any], metric: str, by: Iterable[str]) -> list[dict[str, Any]]:
+    """Mean and standard deviation of ``metric`` over seeds, grouped by cell keys ``by``.
+
+    Returns:
+        One dict per group, in first-seen order, with the ``by`` keys, ``mean``,
+        ``std`` (sample standard deviation, 0 for a single seed), ``n`` and
+        ``values`` (one per seed).
+    """
+    by = list(by)
+    groups: dict[tuple, list[float]] = {}
+    for record in result["records"]:
+        key = tuple(record["cell"].get(k) for k in by)
+        groups.setdefault(key, []).append(float(record["metrics"][metric]))
+    rows = []
+    for key, values in groups.items():
+        arr = np.asarray(values)
+        rows.append({**dict(zip(by, key, strict=True)), "mean": float(arr.mean()),
+                     "std": float(arr.std(ddof=1)) if arr.size > 1 else 0.0,
+                     "n": int(arr.size), "values": values})
+    return rows
