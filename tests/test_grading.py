@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import types
@@ -332,7 +333,10 @@ def test_launcher_drops_root_to_the_sandbox_user(tmp_path):
             "except PermissionError:\n    print('no read')\n"
             "try:\n    os.setuid(0); print('regained root')\n"
             "except PermissionError:\n    print('stays unprivileged')")
-    proc = _launch(tmp_path, code, uid=61999, gid=61999, python=python)
+    try:
+        proc = _launch(tmp_path, code, uid=61999, gid=61999, python=python)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["61999 61999 []", "no read", "stays unprivileged"]
 

@@ -81,6 +81,82 @@ Hidden tests (run by the grader, in the grader's process)
     ``"calling dlcourse's reference implementation earns no credit"`` when
     called from the student's code (dlcourse's own internals still use them).
     The other keys override the command-line defaults for that exercise.
+
+Security model (what ``dlcourse grade`` guarantees, and what it does not)
+=========================================================================
+
+The judge is trusted, the submission is not.
+
+What it does
+    * The notebook runs in its own Jupyter kernel process, started through
+      :mod:`dlcourse.grading.launcher`: ``RLIMIT_DATA`` memory limit
+      (``--memory-mb``, default 4096), CPU-seconds backstop, 256 MiB file-size
+      limit, no core files; a scrubbed environment (only ``PATH``, ``HOME`` =
+      its own folder, locale, seeds, thread counts, quiet-framework variables;
+      no ``PYTHONPATH``, no tokens); its own temporary working folder holding
+      only a copy of the notebook; ``no_new_privs``.
+    * Landlock (Linux 5.13+, needs no root; used whenever the kernel offers
+      it): the kernel process and its children can read only the Python
+      installation, its site-packages, the dlcourse package and system
+      folders (``/usr``, ``/lib``, ``/etc``, ``/proc``, ``/sys``), and write
+      only their own folder and ``/dev``. So it cannot read the hidden tests,
+      the solutions or other students' notebooks, cannot write results,
+      CSVs or hidden tests, cannot open outgoing TCP connections (ABI 4+),
+      and cannot signal, ptrace or read ``/proc/PID/{mem,environ,fd}`` of the
+      grader (ABI 6+ for signals). ``extra_data.sandbox.landlock`` in
+      ``results.json`` records whether it was applied.
+    * As root, each kernel also runs under its own unprivileged uid
+      (61000-61999, never an existing account, reserved with a lock file;
+      supplementary groups dropped), and afterwards every process of that uid
+      is killed, so nothing it spawned outlives its grading.
+      ``--isolation user`` refuses to grade without this; ``auto`` (default)
+      warns and goes on when the kernel's Python is not usable by other users.
+    * Per-cell/per-call time limit (``--timeout``) with interrupt, then kill;
+      a per-notebook limit (``--notebook-timeout``); a worker-process limit
+      above both. A cell that errs or times out does not stop the notebook.
+    * Hidden tests run in the grader's worker process and only *ask* the
+      kernel to call functions with inputs the test chose; expected values
+      never enter the kernel. Replies are decoded as JSON plus ``.npy``
+      arrays with ``allow_pickle=False``; a reply of any other type, an
+      unreadable reply, no reply, a time-out or a dead kernel is a failed
+      test with a reason, never a pass. Printed text, display output and files
+      the notebook writes are ignored; ``results.json`` and ``grades.csv`` are
+      written by the parent process after the worker has finished, from the
+      worker's private pipe.
+    * Assertion rewriting is off, so a student sees exactly the assertion
+      message, never the test code.
+    * The SHA-256 of the hidden-test folder is taken at the start, checked by
+      each worker before it runs the tests and again at the end (a change is
+      a grader error); grader processes are made non-dumpable (same-user
+      processes cannot read their memory or file descriptors).
+    * Graded reference implementations (``blocked`` in ``grading.json``)
+      are replaced, inside the kernel, by stand-ins that raise
+      "calling dlcourse's reference implementation earns no credit" when
+      called from code outside the dlcourse package (the package's own
+      internals, e.g. ``mlp`` building ``Dropout`` layers, still work). An
+      import hook re-applies this after ``importlib.reload`` or a fresh
+      import; the grader also reports, from the notebook's source, imports
+      of those names.
+
+What it does not guarantee
+    * The reference-blocking is a speed bump, not a wall: a student can copy
+      the reference's source (the book shows it), ``exec`` its file, fish a
+      real instance out of a dlcourse helper, or remove the import hook.
+      The static check only sees plain imports.
+    * Without Landlock (other OSes, old Linux) and without root, the kernel
+      runs as the grader's user: it could then read the hidden tests (do not
+      put literal answers in them), and with deliberate effort write files
+      the grader's user can write. Grade on Linux 5.13+ or in a container
+      (Gradescope's is root, so the uid switch applies there) for a hard
+      boundary.
+    * There is no network isolation beyond Landlock's TCP rules (UDP, e.g.
+      DNS, is not blocked) and no cgroup: memory is limited per process
+      (``RLIMIT_DATA``), so a submission that forks many processes can use
+      more in total (``RLIMIT_NPROC`` caps the count only under the uid
+      switch).
+    * A submission that computes correct answers in a roundabout way (e.g.
+      reproduces the tests' random draws) is not detected; tests check
+      properties, not particular draws, to make that pointless.
 """
 
 from __future__ import annotations

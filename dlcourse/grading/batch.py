@@ -52,8 +52,12 @@ def student_ids(paths: list[Path]) -> dict[Path, str]:
     stems = [p.stem for p in paths]
     if len(set(stems)) == len(stems):
         return {p: p.stem for p in paths}
-    common = Path(os.path.commonpath([str(p.parent) for p in paths]))
-    return {p: str(p.relative_to(common).with_suffix("")).replace(os.sep, "__") for p in paths}
+    # Otherwise the fewest trailing path parts that tell them apart ("alice__ex1").
+    for depth in range(2, max(len(p.parts) for p in paths) + 1):
+        ids = {p: "__".join(p.with_suffix("").parts[-depth:]) for p in paths}
+        if len(set(ids.values())) == len(ids):
+            return ids
+    return {p: "__".join(p.with_suffix("").parts[1:]) for p in paths}
 
 
 def failure_result(exercise: Exercise, notebook: Path, tests: list[dict], reason: str,
@@ -261,6 +265,12 @@ def summary(exercise: Exercise, results: dict[str, dict], errors: list[str]) -> 
         lines.append("tests passed by:")
         for name, passed in per_test.items():
             lines.append(f"  {sum(passed):>3}/{len(passed):<3} {name}")
+    unconfined = [s for s, r in results.items()
+                  if r.get("extra_data", {}).get("sandbox", {}).get("landlock") is False
+                  and not r["extra_data"]["sandbox"].get("unprivileged_user")]
+    if unconfined:
+        lines.append(f"WARNING: {len(unconfined)} kernel(s) ran without Landlock and as the "
+                     "grader's own user (weaker sandbox; see dlcourse.grading's docstring)")
     if errors:
         lines.append("GRADER ERRORS (not the students' fault):")
         lines.extend(f"  {e}" for e in errors)

@@ -1,7 +1,7 @@
 """A student's notebook kernel, started inside the sandbox and driven by the grader.
 
 See :mod:`dlcourse.grading.launcher` for what the sandbox applies at start and
-:mod:`dlcourse.grading.security` (its docstring) for what that guarantees.
+the "Security model" section of :mod:`dlcourse.grading` for what that guarantees.
 """
 
 from __future__ import annotations

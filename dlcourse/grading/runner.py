@@ -285,7 +285,9 @@ def grade_notebook(path: Path, exercise: Exercise, limits, *, unprivileged: bool
         submission = Submission(kernel, reason=reason, timeout=limits.cell_timeout)
         tests = run_hidden_tests(exercise, submission, nb, emit)
     finally:
+        confined = None
         if kernel is not None:
+            confined = kernel.confined()
             if kernel.dead_reason is not None and status == "graded":
                 status = "kernel died"
                 notes.append(f"stopped early: {kernel.dead_reason}")
@@ -311,7 +313,8 @@ def grade_notebook(path: Path, exercise: Exercise, limits, *, unprivileged: bool
             "notebook_sha256": hashlib.sha256(data).hexdigest(),
             "hidden_tests_sha256": exercise.bundle_sha256(),
             "versions": package_versions(),
-            "sandbox": {"unprivileged_user": unprivileged, "memory_mb": limits.memory_mb,
+            "sandbox": {"unprivileged_user": unprivileged, "landlock": confined,
+                        "memory_mb": limits.memory_mb,
                         "cell_timeout_s": limits.cell_timeout,
                         "notebook_timeout_s": limits.notebook_timeout, "seed": limits.seed},
         },
