@@ -132,6 +132,19 @@ def test_keras_dropblock(rate, data_format):
     assert abs(per_map.mean() - expected) <= Z * per_map.std() / math.sqrt(per_map.size)
 
 
+def test_keras_dropblock_linear_schedule():
+    layer = DropBlock2D(0.4, 3, schedule_steps=4, seed=0)
+    x = np.ones((8, 10, 10, 16), np.float32)
+    assert np.array_equal(run(layer, x), x)  # step 0: rate 0
+    rates = []
+    for _ in range(5):
+        rates.append(float(keras.ops.convert_to_numpy(layer.current_rate())))
+        run(layer, x)
+    assert np.allclose(rates, [0.1, 0.2, 0.3, 0.4, 0.4])
+    run(layer, x, training=False)
+    assert float(layer.step.numpy()) == 6.0  # inference is not a training step
+
+
 def test_keras_dropblock_conventions():
     x = np.ones((1, 6, 6, 1), np.float32)
     assert np.array_equal(run(DropBlock2D(0.5, 3), x, training=False), x)

@@ -13,6 +13,7 @@ from dlcourse._checks import check_choice, check_positive_int, check_rate  # noq
 from dlcourse.scratch.dropblock import dropblock_gamma  # noqa: E402
 
 
+@keras.saving.register_keras_serializable(package="dlcourse")
 class DropConnectDense(keras.layers.Layer):
     """A Dense layer whose kernel is dropped in training (Wan et al. 2013).
 
@@ -66,32 +67,44 @@ class DropConnectDense(keras.layers.Layer):
                 "use_bias": self.use_bias, "seed": self.seed}
 
 
+@keras.saving.register_keras_serializable(package="dlcourse")
 class DropBlock2D(keras.layers.Layer):
     """DropBlock on 4-D feature maps (Ghiasi et al. 2018).
 
     Seeds ``Bernoulli(gamma)`` where a whole ``block_size`` block fits, each
     seed drops its block, survivors scaled by ``count / count_kept`` over the
     whole batch. ``gamma`` and the tolerance on the fraction dropped are in
-    :mod:`dlcourse.scratch.dropblock`. For the paper's linear schedule, set
-    ``layer.rate`` from :func:`dlcourse.scratch.dropblock.linear_rate_schedule`
-    in a callback (the rate is read at each eager call).
+    :mod:`dlcourse.scratch.dropblock`.
 
     Args:
-        rate: Target drop rate, in ``[0, 1]``.
+        rate: Final target drop rate, in ``[0, 1]``.
         block_size: Side of the square blocks.
         data_format: ``"channels_last"`` (Keras default) or ``"channels_first"``.
+        schedule_steps: If given, the paper's linear schedule: the rate used
+            grows from 0 to ``rate`` over this many training calls (counted in
+            the non-trainable variable ``step``, so it works inside ``fit``).
         seed: Integer seed of the layer's ``SeedGenerator``.
     """
 
     def __init__(self, rate: float, block_size: int, data_format: str | None = None,
-                 seed: int | None = None, **kwargs):
+                 schedule_steps: int | None = None, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.rate = check_rate(rate)
         self.block_size = check_positive_int(block_size, "block_size")
         self.data_format = check_choice(data_format or keras.config.image_data_format(),
                                         "data_format", ("channels_first", "channels_last"))
+        self.schedule_steps = (None if schedule_steps is None
+                               else check_positive_int(schedule_steps, "schedule_steps"))
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self.step = self.add_weight(shape=(), initializer="zeros", trainable=False,
+                                    name="step", dtype="float32")
+
+    def current_rate(self):
+        """The rate of the next training call (a scalar tensor)."""
+        if self.schedule_steps is None:
+            return ops.convert_to_tensor(self.rate, "float32")
+        return self.rate * ops.minimum(self.step / self.schedule_steps, 1.0)
 
     def call(self, inputs, training=False):
         if not training or self.rate == 0:
@@ -108,9 +121,14 @@ class DropBlock2D(keras.layers.Layer):
             n, c, h, w = shape
             seed_shape = (n, c, h - bs + 1, w - bs + 1)
             pad = [[0, 0], [0, 0], [bs - 1, bs - 1], [bs - 1, bs - 1]]
-        gamma = dropblock_gamma(self.rate, bs, h, w)  # also checks that a block fits
+        dropblock_gamma(self.rate, bs, h, w)  # checks that a block fits
+        rate = self.current_rate()
+        if self.schedule_steps is not None:
+            self.step.assign_add(1.0)
+        # the paper's gamma (see dropblock_gamma), with a rate that may be a tensor
+        gamma = ops.minimum(rate / bs**2 * (h * w) / ((h - bs + 1) * (w - bs + 1)), 1.0)
         u = keras.random.uniform(seed_shape, seed=self.seed_generator)
-        seeds = ops.cast(ops.less(u, gamma), inputs.dtype)
+        seeds = ops.cast(ops.less(u, ops.cast(gamma, u.dtype)), inputs.dtype)
         # padding bs-1 on each side then a bs x bs max-pool = the union of blocks
         drop = ops.max_pool(ops.pad(seeds, pad), bs, strides=1, padding="valid",
                             data_format=self.data_format)
@@ -122,9 +140,11 @@ class DropBlock2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "block_size": self.block_size,
-                "data_format": self.data_format, "seed": self.seed}
+                "data_format": self.data_format, "schedule_steps": self.schedule_steps,
+                "seed": self.seed}
 
 
+@keras.saving.register_keras_serializable(package="dlcourse")
 class DropPath(keras.layers.Layer):
     """Drop a residual branch per example (``mode="row"``) or per batch (``"batch"``).
 
