@@ -193,11 +193,14 @@ def _where_in_student_code(exc):
     return line
 
 
-def rpc(text):
-    """Serve one grader request (JSON text); publish the JSON reply."""
+def rpc(text, path=None):
+    """Serve one grader request (JSON text, or a file of it); publish the JSON reply."""
     from IPython.display import publish_display_data
 
     try:
+        if path is not None:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
         request = json.loads(text)
         op, name = request["op"], request.get("name")
         args = decode(request.get("args", []), extra=_decode_marker)  # noqa: F821

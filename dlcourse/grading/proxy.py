@@ -124,7 +124,12 @@ class Submission:
             request["kwargs"] = codec.encode(dict(kwargs), "the arguments", extra=_encode_marker)
         except codec.Unsupported as exc:  # a bug in the hidden test, not the student's
             raise TypeError(f"cannot send {exc} to the submission") from exc
-        code = f"__dlcourse_rpc__({codec.dumps(request)!r})"
+        text = codec.dumps(request)
+        if len(text) > 2000 and hasattr(self._kernel, "request_file"):
+            path = self._kernel.request_file(text)
+            code = f"__dlcourse_rpc__(None, {str(path)!r})"
+        else:
+            path, code = None, f"__dlcourse_rpc__({text!r})"
         limit = self.timeout if timeout is None else float(timeout)
         try:
             result = self._kernel.execute(code, timeout=limit, store_history=False)
@@ -135,6 +140,9 @@ class Submission:
             raise SubmissionTimeout(f"{label} did not finish within {limit:g} s") from None
         except KernelDied as exc:
             raise SubmissionDied(f"{exc} (while running {label})") from None
+        finally:
+            if path is not None:
+                path.unlink(missing_ok=True)
         if result.status != "ok" or not result.payloads:
             detail = f"{result.ename}: {result.evalue}" if result.ename else "no reply"
             raise SubmissionError(f"the grader could not run {label} in your notebook "

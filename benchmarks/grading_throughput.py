@@ -1,0 +1,248 @@
+"""Grading throughput: `dlcourse grade` beside `otter run`, exercise 1.
+
+    .venv/bin/python benchmarks/grading_throughput.py [--students 30] [--jobs 2]
+
+Grades one notebook, then a class of ``--students`` copies of
+``solutions/01_dropout_from_scratch.ipynb`` with ``--jobs`` parallel
+submissions, and reports seconds per notebook (wall clock). Beside it, the
+same notebooks go through ``otter run`` (otter-grader, installed only in
+``benchmarks/.venv-otter``, never in ``.venv``) with OK-format tests that
+check the same properties as ``tests/hidden/01_dropout_from_scratch`` (in
+otter's way: inside the student's kernel), ``--jobs`` runs at a time.
+``otter run`` grades one submission per call (``otter grade`` needs Docker),
+so the class is graded by calling it once per notebook.
+
+Set up otter first (from the repo root):
+
+    python3 -m venv benchmarks/.venv-otter
+    benchmarks/.venv-otter/bin/pip install otter-grader numpy
+
+If that environment is missing, the otter column is reported as not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXERCISE = "01_dropout_from_scratch"
+OTTER_VENV = ROOT / "benchmarks" / ".venv-otter"
+
+# The properties of tests/hidden/01_dropout_from_scratch, as otter tests: each body
+# runs in the student's namespace and must leave `ok` true. Points as in the hidden tests.
+OTTER_TESTS = {
+    "rate_is_drop_probability": (1, """
+x = np.ones(40_000)
+ok = True
+for rate in (0.2, 0.7):
+    out, _ = dropout_forward(x, rate, training=True, rng=11)
+    ok = ok and abs(np.mean(out == 0) - rate) <= 5 * (rate * (1 - rate) / x.size) ** 0.5
+"""),
+    "survivors_scaled": (1, """
+x = np.random.default_rng(5).uniform(1.0, 2.0, size=(200, 50))
+ok = True
+for rate in (0.2, 0.7):
+    out, _ = dropout_forward(x, rate, training=True, rng=12)
+    kept = out != 0
+    ok = ok and kept.any() and np.allclose(out[kept] / x[kept], 1 / (1 - rate), rtol=1e-5)
+"""),
+    "eval_identity": (1, """
+x = np.random.default_rng(6).normal(size=(64, 32))
+ok = all(np.array_equal(dropout_forward(x, r, training=False, rng=13)[0], x) for r in (0.3, 0.8))
+"""),
+    "rate_zero_one": (1, """
+x = np.random.default_rng(7).normal(size=(20, 30))
+ok = np.array_equal(dropout_forward(x, 0.0, training=True, rng=14)[0], x)
+ok = ok and np.all(dropout_forward(x, 1.0, training=True, rng=15)[0] == 0)
+"""),
+    "invalid_rate": (1, """
+ok = True
+for rate in (1.5, -0.1):
+    try:
+        dropout_forward(np.ones(4), rate)
+        ok = False
+    except ValueError:
+        pass
+"""),
+    "float32": (1, """
+x = np.random.default_rng(8).normal(size=(50, 20)).astype(np.float32)
+ok = all(dropout_forward(x, 0.4, training=t, rng=16)[0].dtype == np.float32 for t in (True, False))
+out, cache = dropout_forward(x, 0.4, training=True, rng=17)
+ok = ok and dropout_backward(np.ones_like(x), cache).dtype == np.float32
+"""),
+    "input_not_modified": (1, """
+x = np.random.default_rng(9).uniform(1.0, 2.0, size=(40, 40))
+copy = x.copy()
+dropout_forward(x, 0.5, training=True, rng=18)
+ok = np.array_equal(x, copy)
+"""),
+    "backward_mask": (2, """
+x = np.random.default_rng(10).uniform(1.0, 2.0, size=(100, 40))
+dout = np.random.default_rng(11).uniform(1.0, 2.0, size=x.shape)
+ok = True
+for rate in (0.25, 0.6):
+    out, cache = dropout_forward(x, rate, training=True, rng=19)
+    dx = dropout_backward(dout, cache)
+    dropped = out == 0
+    ok = ok and np.all(dx[dropped] == 0)
+    ok = ok and np.allclose(dx[~dropped], dout[~dropped] / (1 - rate), rtol=1e-5)
+"""),
+    "layer_modes": (1, """
+layer = Dropout(0.5, rng=20)
+x = np.random.default_rng(12).uniform(1.0, 2.0, size=(60, 60))
+ok = layer.training is True and np.any(layer.forward(x) == 0)
+layer.eval()
+ok = ok and layer.training is False and np.array_equal(layer.forward(x), x)
+layer.train()
+ok = ok and layer.training is True and np.any(layer.forward(x) == 0)
+"""),
+    "layer_backward": (1, """
+layer = Dropout(0.5, rng=21)
+x = np.random.default_rng(13).uniform(1.0, 2.0, size=(50, 50))
+out = layer.forward(x)
+dx = layer.backward(np.ones_like(x))
+ok = np.array_equal(dx == 0, out == 0)
+"""),
+    "fresh_masks": (1, """
+layer = Dropout(0.5, rng=22)
+x = np.ones((40, 40))
+ok = not np.array_equal(layer.forward(x) == 0, layer.forward(x) == 0)
+"""),
+}
+
+
+def _ok_test(name: str, points: int, body: str) -> str:
+    lines = ["def _check():", "    import numpy as np", *("    " + ln for ln in
+                                                           body.strip().splitlines()),
+             "    return bool(ok)"]
+    code = ">>> " + "\n... ".join(lines) + "\n>>> _check()\nTrue\n"
+    test = {"name": name, "points": points, "suites": [{
+        "cases": [{"code": code, "hidden": False, "locked": False}],
+        "scored": True, "setup": "", "teardown": "", "type": "doctest"}]}
+    return f"OK_FORMAT = True\n\ntest = {test!r}\n"
+
+
+def _run(cmd, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+
+
+def make_class(folder: Path, students: int) -> list[Path]:
+    source = ROOT / "solutions" / f"{EXERCISE}.ipynb"
+    paths = []
+    for i in range(1, students + 1):
+        path = folder / f"student{i:02d}.ipynb"
+        shutil.copy(source, path)
+        paths.append(path)
+    return paths
+
+
+def bench_dlcourse(notebooks: list[Path], jobs: int, work: Path) -> dict:
+    dlcourse = [sys.executable, "-m", "dlcourse", "grade", "--exercise", EXERCISE,
+                "--no-progress"]
+    start = time.perf_counter()
+    one = _run([*dlcourse, str(notebooks[0]), "--out", str(work / "one")], cwd=ROOT)
+    single = time.perf_counter() - start
+    if one.returncode != 0:
+        raise RuntimeError(one.stderr[-3000:])
+    start = time.perf_counter()
+    batch = _run([*dlcourse, str(notebooks[0].parent), "--out", str(work / "class"),
+                  "--jobs", str(jobs)], cwd=ROOT)
+    total = time.perf_counter() - start
+    if batch.returncode != 0:
+        raise RuntimeError(batch.stderr[-3000:])
+    scores = [json.loads((work / "class" / nb.stem / "results.json").read_text())["score"]
+              for nb in notebooks]
+    return {"single_s": single, "class_total_s": total, "class_per_notebook_s":
+            total / len(notebooks), "scores": sorted(set(scores))}
+
+
+def bench_otter(notebooks: list[Path], jobs: int, work: Path) -> dict:
+    otter = OTTER_VENV / "bin" / "otter"
+    if not otter.exists():
+        return {"skipped": f"{otter} not installed"}
+    tests = work / "otter" / "tests"
+    tests.mkdir(parents=True)
+    for name, (points, body) in OTTER_TESTS.items():
+        (tests / f"{name}.py").write_text(_ok_test(name, points, body))
+    (work / "otter" / "requirements.txt").write_text("")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))  # the notebook imports dlcourse
+    gen = _run([str(otter), "generate", "-t", "tests", "-r", "requirements.txt",
+                "-o", str(work / "otter" / "autograder.zip")], cwd=work / "otter", env=env)
+    zipped = work / "otter" / "autograder.zip"
+    if gen.returncode != 0 or not zipped.exists():
+        return {"skipped": f"otter generate failed: {(gen.stderr or gen.stdout)[-1500:]}"}
+
+    def run_one(nb: Path) -> tuple[float, float | None, str]:
+        out = work / "otter" / "runs" / f"{nb.parent.name}-{nb.stem}"
+        out.mkdir(parents=True)
+        start = time.perf_counter()
+        proc = _run([str(otter), "run", "-a", str(zipped), "-o", str(out), "--no-logo",
+                     str(nb)], env=env)
+        elapsed = time.perf_counter() - start
+        results = out / "results.json"
+        score = json.loads(results.read_text()).get("score") if results.exists() else None
+        return elapsed, score, (proc.stderr or proc.stdout)[-800:]
+
+    single, score, log = run_one(notebooks[0])
+    if score is None:
+        return {"skipped": f"otter run produced no results.json: {log}"}
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        runs = list(pool.map(run_one, _copies(notebooks, work)))
+    total = time.perf_counter() - start
+    return {"single_s": single, "class_total_s": total,
+            "class_per_notebook_s": total / len(notebooks),
+            "scores": sorted({r[1] for r in runs}, key=lambda s: (s is None, s))}
+
+
+def _copies(notebooks: list[Path], work: Path) -> list[Path]:
+    folder = work / "otter" / "class"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for nb in notebooks:
+        target = folder / nb.name
+        shutil.copy(nb, target)
+        out.append(target)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=30)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="grading-bench-") as tmp:
+        work = Path(tmp)
+        (work / "class").mkdir()
+        notebooks = make_class(work / "class", args.students)
+        ours = bench_dlcourse(notebooks, args.jobs, work / "dl")
+        theirs = bench_otter(notebooks, args.jobs, work)
+    report = {"exercise": EXERCISE, "students": args.students, "jobs": args.jobs,
+              "cpus": os.cpu_count(), "python": platform.python_version(),
+              "dlcourse": ours, "otter": theirs}
+    print(f"{EXERCISE}: {args.students} notebooks, --jobs {args.jobs}, {os.cpu_count()} CPUs")
+    print(f"{'':<10}{'one notebook (s)':>18}{'class total (s)':>17}{'s / notebook':>14}  scores")
+    for name, r in (("dlcourse", ours), ("otter", theirs)):
+        if "skipped" in r:
+            print(f"{name:<10}not run: {r['skipped']}")
+            continue
+        print(f"{name:<10}{r['single_s']:>18.2f}{r['class_total_s']:>17.1f}"
+              f"{r['class_per_notebook_s']:>14.2f}  {r['scores']}")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
