@@ -187,11 +187,16 @@ def bench_otter(notebooks: list[Path], jobs: int, work: Path) -> dict:
         out.mkdir(parents=True)
         start = time.perf_counter()
         proc = _run([str(otter), "run", "-a", str(zipped), "-o", str(out), "--no-logo",
-                     str(nb)], env=env)
+                     str(nb)], env=env, cwd=out)
         elapsed = time.perf_counter() - start
         results = out / "results.json"
-        score = json.loads(results.read_text()).get("score") if results.exists() else None
-        return elapsed, score, (proc.stderr or proc.stdout)[-800:]
+        score = None
+        if results.exists():
+            data = json.loads(results.read_text())
+            score = data.get("score")
+            if score is None:  # otter leaves the total out; Gradescope adds the tests up
+                score = sum(t.get("score") or 0 for t in data.get("tests", []))
+        return elapsed, score, (proc.stdout + proc.stderr)[-3000:]
 
     single, score, log = run_one(notebooks[0])
     if score is None:
