@@ -130,7 +130,7 @@ def run_experiment(module, *, seeds: Iterable[int] | None = None, out: Path | st
     config["seeds"] = seeds
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     records = []
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     cells = module.cells(config)
     with single_thread():
         for i, cell in enumerate(cells):
@@ -141,6 +141,7 @@ def run_experiment(module, *, seeds: Iterable[int] | None = None, out: Path | st
                 log(f"[{module.NAME}] cell {i + 1}/{len(cells)} {cell} seed {seed}: "
                     f"{time.perf_counter() - t0:.1f} s")
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     result = _plain({
         "name": module.NAME,
         "title": module.TITLE,
@@ -150,6 +151,7 @@ def run_experiment(module, *, seeds: Iterable[int] | None = None, out: Path | st
         "seeds": seeds,
         "command": f"python -m dlcourse.experiments {module.NAME}",
         "elapsed_s": elapsed,
+        "cpu_s": cpu,
         "environment": {"python": platform.python_version(), "numpy": np.__version__,
                         "machine": platform.machine()},
         "records": records,
@@ -158,7 +160,7 @@ def run_experiment(module, *, seeds: Iterable[int] | None = None, out: Path | st
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{module.NAME}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
-    log(f"[{module.NAME}] {len(records)} runs in {elapsed:.1f} s -> {path}")
+    log(f"[{module.NAME}] {len(records)} runs in {elapsed:.1f} s ({cpu:.1f} s CPU) -> {path}")
     return result
 
 

@@ -69,27 +69,23 @@ def plot_data_size(result: dict):
 
 
 def plot_sparsity(result: dict):
-    """Fig. 8 analogue: histograms of activations and of per-image mean activations."""
+    """Fig. 8 analogue: histogram of the hidden activations without and with dropout."""
     plt = _plt()
     bins = np.asarray(result["config"]["bins"])
     labels = [f"{a:g}-{b:g}" for a, b in zip(bins[:-1], bins[1:], strict=True)]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, ax = plt.subplots(figsize=(7, 3.8))
     width = 0.4
     x = np.arange(len(labels))
     for j, (rate, name) in enumerate(((0.0, "no dropout"), (result["config"]["rate"], "dropout"))):
-        recs = [r["metrics"] for r in result["records"] if r["cell"]["rate"] == rate]
-        for ax, key in zip(axes, ("activation_hist", "per_image_mean_hist"), strict=True):
-            h = np.array([m[key] for m in recs])
-            ax.bar(x + (j - 0.5) * width, h.mean(axis=0), width, yerr=h.std(axis=0),
-                   label=name, capsize=2)
-    axes[0].set_title("all activations (unit x image)")
-    axes[1].set_title("mean activation of each image")
-    for ax in axes:
-        ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=8)
-        ax.set_ylabel("fraction")
-        ax.set_xlabel("activation")
-        ax.legend()
-    axes[0].set_yscale("log")
+        h = np.array([r["metrics"]["activation_hist"] for r in result["records"]
+                      if r["cell"]["rate"] == rate])
+        ax.bar(x + (j - 0.5) * width, h.mean(axis=0), width, yerr=h.std(axis=0),
+               label=name, capsize=2)
+    ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("fraction of activations")
+    ax.set_xlabel("activation of a hidden unit on a test image")
+    ax.set_yscale("log")
+    ax.legend()
     fig.tight_layout()
     return fig
 

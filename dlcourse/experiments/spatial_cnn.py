@@ -29,9 +29,9 @@ CONFIG = {
     "kinds": ["element-wise", "spatial", "dropblock"],
     "rates": [0.2],
     "block_size": 3,
-    "epochs": 15,
+    "epochs": 40,
     "batch_size": 64,
-    "lr": 1e-3,
+    "lr": 2e-3,
     "seeds": [0, 1, 2],
 }
 
