@@ -391,3 +391,33 @@ def test_release_bundle_has_no_solutions_and_no_hidden_tests(tmp_path):
     run = grader.read("run_autograder").decode()
     assert "dlcourse grade" in run and "--exercise fixture_ex" in run
     assert grader.getinfo("run_autograder").external_attr >> 16 & 0o111
+
+
+# -- command line ---------------------------------------------------------------------
+def test_student_ids_are_unique_and_readable(tmp_path):
+    from dlcourse.grading.batch import student_ids
+
+    paths = [tmp_path / "alice" / "ex1.ipynb", tmp_path / "bob" / "ex1.ipynb",
+             tmp_path / "carol.ipynb"]
+    assert sorted(student_ids(paths).values()) == ["alice__ex1", "bob__ex1",
+                                                   f"{tmp_path.name}__carol"]
+    assert student_ids(paths[:1] + paths[2:]) == {paths[0]: "ex1", paths[2]: "carol"}
+
+
+def test_strict_isolation_refuses_to_grade_without_a_user_switch(tmp_path, capsys):
+    from dlcourse.grading.kernel import probe_unprivileged
+
+    if probe_unprivileged() is None:
+        pytest.skip("an unprivileged user can run the kernel here")
+    status = cli_main(["grade", str(FIXTURES / "submissions" / "full.ipynb"), "--exercise",
+                       "fixture_ex", "--root", str(COURSE), "--out", str(tmp_path),
+                       "--isolation", "user", "--no-progress"])
+    assert status == 2
+    assert "--isolation user" in capsys.readouterr().err
+    assert not (tmp_path / "grades.csv").exists()
+
+
+def test_unknown_exercise_is_a_grader_error(tmp_path, capsys):
+    status = cli_main(["grade", str(FIXTURES / "submissions" / "full.ipynb"), "--exercise",
+                       "no_such_exercise", "--root", str(COURSE), "--out", str(tmp_path)])
+    assert status == 2 and "no hidden tests" in capsys.readouterr().err

@@ -21,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "one exercise. Each submission runs in its own sandboxed kernel. Writes "
             "OUT/<student>/results.json (Gradescope format) and OUT/grades.csv, and "
             "prints a summary. Grading one student again updates just that row. "
-            "The exit status is non-zero only when the grader itself fails."
+            "Exit status: 0 when every submission was graded (whatever its score), 1 when "
+            "the grader failed on some submissions (listed under GRADER ERRORS), 2 when it "
+            "could not run at all."
         ),
     )
     grade.add_argument("submissions", nargs="+", type=Path, help="notebooks or folders")

@@ -257,7 +257,7 @@ def run_hidden_tests(exercise: Exercise, submission, notebook, emit) -> list[dic
 
 # -- one submission -------------------------------------------------------------------
 def grade_notebook(path: Path, exercise: Exercise, limits, *, unprivileged: bool,
-                   emit=lambda event: None) -> dict:
+                   emit=lambda event: None, hidden_sha256: str | None = None) -> dict:
     """Grade one notebook; return its Gradescope ``results.json`` as a dict."""
     from dlcourse.grading.kernel import SandboxKernel
     from dlcourse.grading.proxy import Submission
@@ -282,6 +282,9 @@ def grade_notebook(path: Path, exercise: Exercise, limits, *, unprivileged: bool
     else:
         status = "unreadable"
     try:
+        # Checked again here, after the notebook ran and just before the tests are imported.
+        if hidden_sha256 is not None and exercise.bundle_sha256() != hidden_sha256:
+            raise GraderError("the hidden tests changed while this submission was graded")
         submission = Submission(kernel, reason=reason, timeout=limits.cell_timeout)
         tests = run_hidden_tests(exercise, submission, nb, emit)
     finally:
@@ -378,7 +381,8 @@ def worker_main(argv: list[str]) -> int:
     limits = Limits(**job["limits"])
     try:
         result = grade_notebook(Path(job["notebook"]), exercise, limits,
-                                unprivileged=job["unprivileged"], emit=emit)
+                                unprivileged=job["unprivileged"], emit=emit,
+                                hidden_sha256=job["hidden_sha256"])
     except GraderError as exc:
         emit({"event": "grader_error", "message": str(exc)})
         return 2
