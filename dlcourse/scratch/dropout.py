@@ -17,6 +17,14 @@ Two forms are implemented (``mode``):
 with :math:`m_i \\sim \\text{Bernoulli}(\\text{keep})` and ``keep = 1 - rate``.
 Both preserve the expectation of what the next layer sees at inference.
 
+Two ways of drawing the mask ``m`` are kept side by side (``draw``):
+:func:`bernoulli_keep_mask` is the readable definition (a float32 uniform per
+unit, kept where it is not below ``rate``); :func:`fast_keep_mask`, the
+default, splits raw 64-bit random words into 16-bit integers and compares
+them with an integer threshold, about three times faster, with the drop
+probability off by at most ``2**-17`` (see its docstring and
+``benchmarks/dropout_speed.py``). Both cache a ``bool`` mask: one byte per unit.
+
 References:
     Srivastava et al. (2014), "Dropout: A Simple Way to Prevent Neural
     Networks from Overfitting", JMLR 15. Hinton et al. (2012), arXiv:1207.0580.
@@ -112,19 +120,20 @@ def fast_keep_mask(shape: tuple[int, ...], rate: float, rng: np.random.Generator
     float32 uniform per element (32 random bits, then a conversion to float),
     this draws raw 64-bit integers and splits each into four 16-bit integers
     ``u`` uniform on ``{0, ..., 65535}``, and keeps an element where
-    ``u >= T`` with ``T = round(rate * 2**16)``. No conversion to float, a
-    quarter of the random bits.
+    ``u >= T`` with ``T = round(rate * 2**16)``: half the random bits and no
+    conversion to float.
 
     Resolution (the trade-off): the drop probability is exactly ``T / 2**16``,
     which differs from ``rate`` by at most ``2**-17 ~ 7.6e-6`` (zero for rates
-    that are multiples of ``2**-16``, such as 0.5 or 0.25). That is 40x below
-    the binomial noise of the fraction dropped in a 4-million element array
-    (standard deviation ``sqrt(rate*keep/n) >= 1e-4`` for rates in
-    [0.05, 0.95]). Where the rate or the keep probability is below ``2**-8``
-    the relative error could exceed ``2**-9``, so 32-bit integers are used
-    instead (error at most ``2**-33``). Eight bits would be faster still, but
-    their error of up to ``2**-9 ~ 0.002`` (e.g. 0.2 becomes 51/256 = 0.1992)
-    is visible in a single large array, so they are not used.
+    that are multiples of ``2**-16``, such as 0.5 or 0.25). For rates in
+    [0.05, 0.95] that is at least 14 times smaller than the binomial noise of
+    the fraction dropped in a whole 4-million element array (standard
+    deviation ``sqrt(rate*keep/n) >= 1.06e-4``). Where the rate or the keep
+    probability is below ``2**-8`` the relative error could exceed ``2**-9``,
+    so 32-bit integers are used instead (error at most ``2**-33``). Eight bits
+    would be faster still, but their error of up to ``2**-9 ~ 0.002`` (0.2
+    becomes 51/256 = 0.1992) shows in a single large array (about 4 standard
+    deviations at 4 million elements), so they are not used.
 
     Args:
         shape: The mask's shape.
