@@ -77,6 +77,16 @@ def mutate(source: nbformat.NotebookNode, old: str, new: str) -> nbformat.Notebo
     return nb
 
 
+def delegate_to_reference(source: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of exercise 1's solution whose dropout_forward just calls dlcourse's reference."""
+    nb = nbformat.reads(nbformat.writes(source), as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and "def dropout_forward" in c.source)
+    head = cell.source.split("    # BEGIN SOLUTION")[0]
+    cell.source = ("from dlcourse.scratch import dropout_forward as reference\n" + head
+                   + "    return reference(x, rate, training=training, rng=rng)\n")
+    return nb
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     """Grade each exercise's batch once (lazily); return {exercise: {student: results}}."""
@@ -92,6 +102,7 @@ def graded(tmp_path_factory):
         if name == EXERCISES[0]:
             for mutant, ((old, new), _) in MUTANTS.items():
                 nbformat.write(mutate(solution, old, new), batch / f"{mutant}.ipynb")
+            nbformat.write(delegate_to_reference(solution), batch / "calls_reference.ipynb")
         out = tmp_path_factory.mktemp(f"results_{name}")
         proc = subprocess.run(
             [sys.executable, "-m", "dlcourse", "grade", str(batch), "--exercise", name,
@@ -156,6 +167,12 @@ def test_mutant_loses_exactly_the_tests_naming_its_fault(graded, mutant):
     assert result["score"] == full - lost
     for test, feedback in failed.items():
         assert len(feedback) > 40 and "Traceback" not in feedback, (test, feedback)
+
+
+def test_calling_the_reference_implementation_earns_nothing(graded):
+    result = graded(EXERCISES[0])["calls_reference"]
+    assert result["score"] == 0
+    assert all("reference implementation" in t["output"] for t in result["tests"])
 
 
 def test_student_notebooks_are_up_to_date():

@@ -8,7 +8,7 @@ from dlcourse.grading.public_checks import attempt, is_pair, need
 
 
 def _forward_basics(ns):
-    """dropout_forward drops about rate of the entries and rescales the survivors."""
+    """dropout_forward drops about rate of the entries and rescales the survivors"""
     forward = need(ns, "dropout_forward")
     x = np.full((40, 50), 2.0)
     before = x.copy()
@@ -29,7 +29,7 @@ def _forward_basics(ns):
 
 
 def _forward_eval(ns):
-    """training=False returns the input unchanged."""
+    """training=False returns the input unchanged"""
     forward = need(ns, "dropout_forward")
     x = np.arange(12.0).reshape(3, 4)
     out, _ = is_pair(attempt(forward, x, 0.5, training=False, what="dropout_forward(x, 0.5, training=False)"),
@@ -40,7 +40,7 @@ def _forward_eval(ns):
 
 
 def _forward_bad_rate(ns):
-    """a rate outside [0, 1] raises ValueError."""
+    """a rate outside [0, 1] raises ValueError"""
     forward = need(ns, "dropout_forward")
     try:
         forward(np.ones(3), -0.5)
@@ -56,7 +56,7 @@ def _forward_bad_rate(ns):
 
 
 def _backward_mask(ns):
-    """dropout_backward lets the gradient through the kept units only."""
+    """dropout_backward lets the gradient through the kept units only"""
     forward = need(ns, "dropout_forward")
     backward = need(ns, "dropout_backward")
     x = np.ones((30, 30))
@@ -74,7 +74,7 @@ def _backward_mask(ns):
 
 
 def _layer(ns):
-    """the Dropout layer switches between train() and eval()."""
+    """the Dropout layer switches between train() and eval()"""
     layer_cls = need(ns, "Dropout", kind="class")
     layer = attempt(layer_cls, 0.5, rng=0, what="Dropout(0.5, rng=0)")
     assert getattr(layer, "training", None) is True, "a new Dropout layer should have training == True."
