@@ -183,6 +183,27 @@ def test_fast_draw_uses_more_bits_for_extreme_rates():
     assert abs(np.mean(mask) - rate) <= binomial_bound(rate, n)
 
 
+class _FixedWordsRng:
+    """Stands in for a Generator: returns the given 64-bit words."""
+
+    def __init__(self, words):
+        self.words = words
+
+    def integers(self, low, high, size, dtype):
+        assert size == self.words.size
+        return self.words
+
+
+@pytest.mark.parametrize("rate", [1e-3, 1 - 1e-3, 2.0**-9])
+def test_fast_draw_thresholds_at_32_bit_resolution_for_extreme_rates(rate):
+    """Drop exactly the 32-bit values below T = round(rate * 2**32): P(drop) = T / 2**32."""
+    t = round(rate * 2**32)
+    values = np.array([t - 1, t, 0, 2**32 - 1], dtype=np.uint32)
+    mask = fast_keep_mask((4,), rate, _FixedWordsRng(values.view(np.uint64)))
+    assert mask.tolist() == [False, True, False, True]
+    assert abs(t / 2**32 - rate) <= 2.0**-33
+
+
 def test_fast_draw_edges_and_shapes():
     gen = np.random.default_rng(12)
     assert fast_keep_mask((3, 4), 0.0, gen).all()
