@@ -54,7 +54,7 @@ def test_cache_is_complete_and_consistent(name):
     assert data["seeds"] == data["config"]["seeds"] and len(data["seeds"]) >= 2
     assert data["paper"]["claim"]
     expected = [(cell, seed) for cell in module.cells(data["config"]) for seed in data["seeds"]]
-    got = [(r["cell"], r["seed"]) for r in data["records"]]
+    got = [[r["cell"], r["seed"]] for r in data["records"]]
     assert got == json.loads(json.dumps(expected))  # every cell x seed, in order, once
     for record in data["records"]:
         for key, value in record["metrics"].items():
