@@ -15,11 +15,9 @@ from dlcourse.data import load_digits
 from dlcourse.grading import SubmissionError, points
 
 
-def test_digits(n=120):
+def digits_subset(n=120):
     return load_digits().x_test[:n]
 
-
-test_digits.__test__ = False  # a helper, not a test
 
 
 def oracle_entropy(probs):
@@ -37,7 +35,7 @@ def mc(submission, x, T, seed):
 @points(1)
 def test_mc_predict_returns_probabilities(submission):
     """Q1: mc_predict returns (T, N, C) softmax probabilities"""
-    x = test_digits(50)
+    x = digits_subset(50)
     probs = mc(submission, x, 7, 0)
     assert probs.shape == (7, 50, 10), (
         f"mc_predict(model, x, T=7) with x of shape (50, 64) should return shape (7, 50, 10); "
@@ -52,7 +50,7 @@ def test_mc_predict_returns_probabilities(submission):
 @points(1)
 def test_mc_predict_keeps_dropout_on(submission):
     """Q1: the passes use independent dropout masks"""
-    probs = mc(submission, test_digits(80), 10, 1)
+    probs = mc(submission, digits_subset(80), 10, 1)
     spread = np.ptp(probs, axis=0).max(axis=1)
     varies = float(np.mean(spread > 1e-7))
     assert varies >= 0.9, (
@@ -64,7 +62,7 @@ def test_mc_predict_keeps_dropout_on(submission):
 @points(1)
 def test_mc_predict_is_seeded(submission):
     """Q1: the same seed gives the same passes, another seed other passes"""
-    x = test_digits(40)
+    x = digits_subset(40)
     first, again, other = mc(submission, x, 5, 3), mc(submission, x, 5, 3), mc(submission, x, 5, 4)
     assert np.allclose(first, again), (
         "mc_predict with the same seed returned different passes: call torch.manual_seed(seed) "
@@ -78,7 +76,7 @@ def test_mc_predict_is_seeded(submission):
 @points(1)
 def test_mc_predict_restores_eval_mode(submission):
     """Q1: the model is back in its previous (eval) mode afterwards"""
-    mc(submission, test_digits(10), 3, 0)
+    mc(submission, digits_subset(10), 3, 0)
     modes = [submission.get("model.training")]
     modes += [submission.get(f"model.{i}.training") for i in (2, 5)]
     assert not any(modes), (
@@ -145,7 +143,7 @@ def test_summary_entropy_with_zero_probabilities(submission):
 @points(1)
 def test_make_ood(submission):
     """Q3: noise and inverted inputs"""
-    x = test_digits(30).astype(np.float32)
+    x = digits_subset(30).astype(np.float32)
     inverted = np.asarray(submission.call("make_ood", x, "inverted"))
     assert inverted.shape == x.shape and np.allclose(inverted, 1.0 - x, atol=1e-6), (
         "make_ood(x, 'inverted') must return 1 - x."
@@ -174,7 +172,7 @@ def test_make_ood(submission):
 @points(1)
 def test_out_of_distribution_is_more_uncertain(submission):
     """Q4: noise and inverted digits are more uncertain than test digits"""
-    x = test_digits(150)
+    x = digits_subset(150)
     noise = np.random.default_rng(7).random(x.shape).astype(np.float32)
     entropies = {
         name: float(oracle_entropy(mc(submission, inputs, 30, 0)).mean())
