@@ -182,8 +182,8 @@ def bench_otter(notebooks: list[Path], jobs: int, work: Path) -> dict:
     if gen.returncode != 0 or not zipped.exists():
         return {"skipped": f"otter generate failed: {(gen.stderr or gen.stdout)[-1500:]}"}
 
-    def run_one(nb: Path) -> tuple[float, float | None, str]:
-        out = work / "otter" / "runs" / f"{nb.parent.name}-{nb.stem}"
+    def run_one(nb: Path, tag: str = "class") -> tuple[float, float | None, str]:
+        out = work / "otter" / "runs" / f"{tag}-{nb.stem}"
         out.mkdir(parents=True)
         start = time.perf_counter()
         proc = _run([str(otter), "run", "-a", str(zipped), "-o", str(out), "--no-logo",
@@ -198,7 +198,7 @@ def bench_otter(notebooks: list[Path], jobs: int, work: Path) -> dict:
                 score = sum(t.get("score") or 0 for t in data.get("tests", []))
         return elapsed, score, (proc.stdout + proc.stderr)[-3000:]
 
-    single, score, log = run_one(notebooks[0])
+    single, score, log = run_one(notebooks[0], "single")
     if score is None:
         return {"skipped": f"otter run produced no results.json: {log}"}
     start = time.perf_counter()
@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         (work / "class").mkdir()
         notebooks = make_class(work / "class", args.students)
         ours = bench_dlcourse(notebooks, args.jobs, work / "dl")
+        print(f"dlcourse: {ours}", file=sys.stderr, flush=True)
         theirs = bench_otter(notebooks, args.jobs, work)
     report = {"exercise": EXERCISE, "students": args.students, "jobs": args.jobs,
               "cpus": os.cpu_count(), "python": platform.python_version(),
