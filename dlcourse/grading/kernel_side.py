@@ -21,7 +21,6 @@ never trusts what comes back beyond plain data, see :mod:`dlcourse.grading.proxy
 
 import builtins
 import functools
-import importlib
 import importlib.util
 import json
 import os
@@ -267,7 +266,8 @@ def setup(config):
     if blocked:
         spec = importlib.util.find_spec("dlcourse")
         _DLCOURSE_DIR = os.path.dirname(os.path.abspath(spec.origin))
+    # Applied when the module is first imported (by the notebook or by dlcourse itself), so
+    # a notebook that never imports torch does not pay for importing dlcourse.torch here.
     for module_name, attrs in blocked.items():
         _watch(module_name, functools.partial(_block_in, attrs=attrs))
-        importlib.import_module(module_name)
     builtins.__dlcourse_rpc__ = rpc
