@@ -68,6 +68,8 @@ def test_mc_predict_is_seeded(submission):
         "mc_predict with the same seed returned different passes: call torch.manual_seed(seed) "
         "before the passes."
     )
+    if np.allclose(first, first[:1]):
+        return  # the passes do not vary at all: dropout is off, which another test reports
     assert not np.allclose(first, other), (
         "mc_predict with different seeds returned the same passes: use the seed argument."
     )
@@ -135,8 +137,10 @@ def test_summary_entropy_with_zero_probabilities(submission):
         "the entropy is nan where some probabilities are exactly 0: treat 0 * log 0 as 0 "
         "(e.g. np.log(np.where(p > 0, p, 1)))."
     )
-    assert np.allclose(entropy, oracle_entropy(probs), atol=1e-6), (
-        "the entropy is wrong when some probabilities are 0 (0 log 0 = 0; a certain prediction has entropy 0)."
+    certain = slice(0, None, 2)  # these inputs get probability 1 for class 0 in every pass
+    assert np.allclose(entropy[certain], 0.0, atol=1e-6), (
+        "a prediction that is certain in every pass (probability 1 for one class, exactly 0 for the "
+        "others) must have entropy 0: treat 0 * log 0 as 0."
     )
 
 
@@ -200,9 +204,11 @@ def test_uncertainty_table_follows_from_the_functions(submission):
         "inverted": np.asarray(submission.call("make_ood", x, "inverted")),
     }
     for name, data in inputs.items():
-        expected = float(oracle_entropy(mc(submission, data, 50, 0)).mean())
+        # recomputed with the student's own functions: this test is about the table, not them
+        summary = submission.call("predictive_summary", mc(submission, data, 50, 0))
+        expected = float(np.mean(summary["entropy"]))
         assert math.isclose(float(table[name]), expected, abs_tol=1e-3), (
-            f"uncertainty[{name!r}] is {float(table[name]):.4f}, but the mean predictive entropy "
-            f"of mc_predict(model, ..., T=50, seed=0) on the {name} inputs of the whole test set "
-            f"is {expected:.4f}."
+            f"uncertainty[{name!r}] is {float(table[name]):.4f}, but your predictive_summary of "
+            f"mc_predict(model, ..., T=50, seed=0) on the {name} inputs of the whole test set gives "
+            f"a mean entropy of {expected:.4f}."
         )
