@@ -195,6 +195,7 @@ class SandboxKernel:
         self.km = None
         self.kc = None
         self._lease: UidLease | None = None
+        self._stderr = None
         self._private = Path(tempfile.mkdtemp(prefix="dlcourse-grader-"))
         self.workdir = Path(tempfile.mkdtemp(prefix="dlcourse-sandbox-"))
         # Requests travel as files the kernel may read (by name) but not list or change;
@@ -272,7 +273,9 @@ class SandboxKernel:
         km.connection_file = str(self._private / "connection.json")
         self.km = km
         try:
-            self._stderr = open(self._private / "kernel-stderr.txt", "wb")  # noqa: SIM115
+            fd = os.open(self._private / "kernel-stderr.txt",
+                         os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            self._stderr = os.fdopen(fd, "wb")
             km.start_kernel(cwd=str(self.workdir), stdout=subprocess.DEVNULL,
                             stderr=self._stderr, stdin=subprocess.DEVNULL)
             self.kc = km.blocking_client()
@@ -315,6 +318,9 @@ class SandboxKernel:
         if self._lease is not None:
             self._lease.release()
             self._lease = None
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
         self.dead_reason = self.dead_reason or "the kernel was shut down"
         for folder in (self.workdir, self._private):
             shutil.rmtree(folder, ignore_errors=True)
