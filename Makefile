@@ -57,5 +57,5 @@ clean:
 
 # Re-pin the full environment after changing requirements/requirements.txt.
 lock: $(STAMP)
-	$(BIN)/python -m pip freeze --all --exclude-editable | grep -v -E "^(pip|wheel)==" | sed 's/+cpu$$//' > requirements/constraints.txt
+	$(BIN)/python -m pip list --format=freeze --exclude-editable | grep -v -E "^(pip|wheel)==" | sed 's/+cpu$$//' > requirements/constraints.txt
 	@echo "wrote requirements/constraints.txt"

@@ -58,6 +58,20 @@ def test_torch_is_pinned(repo_root):
         assert any(p.startswith("tensorflow-cpu==") for p in pins), name
 
 
+def test_lock_pins_only_registry_releases(repo_root):
+    """A fresh machine installs the lock from the package registries alone.
+
+    `pip freeze` writes `name @ file:///...` for a package installed from a local
+    wheel; such a line installs only on the machine that wrote it.
+    """
+    for name in ("requirements.txt", "constraints.txt"):
+        for line in (repo_root / "requirements" / name).read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                assert " @ " not in line and "://" not in line, f"{name}: {line}"
+                assert "==" in line, f"{name}: not pinned: {line}"
+
+
 def test_book_config_is_strict_and_offline(repo_root):
     config = yaml.safe_load((repo_root / "_config.yml").read_text())
     assert config["execute"]["allow_errors"] is False
