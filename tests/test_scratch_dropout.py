@@ -204,6 +204,27 @@ def test_fast_draw_thresholds_at_32_bit_resolution_for_extreme_rates(rate):
     assert abs(t / 2**32 - rate) <= 2.0**-33
 
 
+@pytest.mark.parametrize("rate", [float(np.nextafter(1.0, 0.0)), 1 - 1e-12, 1 - 2.0**-34,
+                                  1e-12, 2.0**-40])
+def test_rates_next_to_zero_and_one_are_defined(rate):
+    """A rate within 2**-33 of 1 rounds the 32-bit threshold to 2**32: capped, not an overflow."""
+    x = np.ones(1000, dtype=np.float32)
+    with np.errstate(all="raise"):
+        out, cache = dropout_forward(x, rate, rng=0)
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    if rate > 0.5:
+        assert not cache["mask"].any()  # P(kept) <= 2**-32 per element
+        assert not out.any()
+    else:
+        assert cache["mask"].all() and np.allclose(out, 1.0)
+    values = np.array([0, 2**32 - 2, 2**32 - 1, 5], dtype=np.uint32)
+    mask = fast_keep_mask((4,), rate, _FixedWordsRng(values.view(np.uint64)))
+    if rate > 0.5:
+        assert mask.tolist() == [False, False, True, False]  # only the top value survives
+    else:
+        assert mask.all()
+
+
 def test_fast_draw_edges_and_shapes():
     gen = np.random.default_rng(12)
     assert fast_keep_mask((3, 4), 0.0, gen).all()

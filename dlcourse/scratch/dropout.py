@@ -130,7 +130,8 @@ def fast_keep_mask(shape: tuple[int, ...], rate: float, rng: np.random.Generator
     the fraction dropped in a whole 4-million element array (standard
     deviation ``sqrt(rate*keep/n) >= 1.06e-4``). Where the rate or the keep
     probability is below ``2**-8`` the relative error could exceed ``2**-9``,
-    so 32-bit integers are used instead (error at most ``2**-33``). Eight bits
+    so 32-bit integers are used instead (error at most ``2**-33``, or
+    ``2**-32`` for a rate within ``2**-33`` of 1, where the threshold is capped). Eight bits
     would be faster still, but their error of up to ``2**-9 ~ 0.002`` (0.2
     becomes 51/256 = 0.1992) shows in a single large array (about 4 standard
     deviations at 4 million elements), so they are not used.
@@ -158,7 +159,10 @@ def fast_keep_mask(shape: tuple[int, ...], rate: float, rng: np.random.Generator
     per_word = 64 // bits
     words = rng.integers(0, 2**64, size=-(-n // per_word), dtype=np.uint64)
     u = words.view(utype)[:n].reshape(shape)
-    return u >= utype(round(rate * 2.0**bits))
+    # a rate within 2**-(bits+1) of 1 rounds to 2**bits, which the integer type
+    # cannot hold: cap at the largest threshold (drop probability 1 - 2**-bits)
+    threshold = min(round(rate * 2.0**bits), 2**bits - 1)
+    return u >= utype(threshold)
 
 
 DRAWS = {"fast": fast_keep_mask, "readable": bernoulli_keep_mask}
