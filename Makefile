@@ -26,6 +26,7 @@ help:
 	@echo "make test   lint + pytest + nbval over chapters and solutions"
 
 $(STAMP): requirements/requirements.txt requirements/constraints.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "$(PYTHON) is Python %d.%d; the pinned dependencies need Python 3.11+ (make PYTHON=python3.11 ...)" % sys.version_info[:2])'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -r requirements/requirements.txt -c requirements/constraints.txt

@@ -28,7 +28,7 @@ STUDENT_README = """\
 dlcourse exercises
 ==================
 
-1. Install the companion package (Python 3.10+):
+1. Install the companion package (Python 3.11+):
        python -m pip install -r requirements/requirements.txt
        python -m pip install -e .
 2. Open exercises/NAME.ipynb in Jupyter, fill in the cells that raise
