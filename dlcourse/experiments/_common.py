@@ -28,6 +28,37 @@ DATA_DIR = Path(__file__).resolve().parents[2] / "book" / "data"
 SPLIT = {"val_fraction": 0.2, "test_fraction": 0.3, "seed": 0}
 
 
+def environment() -> dict[str, str]:
+    """What the numbers of a run depend on beyond the code: versions, CPU and BLAS kernel.
+
+    Seeded runs give the same numbers again on the same software, CPU and BLAS
+    kernel. On another CPU, or with another BLAS kernel (OpenBLAS picks one per
+    processor), float rounding differs in the last bits and training amplifies
+    it: the results agree only statistically, within the spread over seeds.
+    """
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    blas = ""
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = ", ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}"
+                         for i in threadpool_info() if i.get("user_api") == "blas")
+    except ImportError:
+        pass
+    env = {"python": platform.python_version(), "numpy": np.__version__,
+           "machine": platform.machine(), "cpu": cpu, "blas": blas}
+    if "torch" in sys.modules:  # only where the run used it: importing torch costs seconds
+        env["torch"] = sys.modules["torch"].__version__
+    return env
+
+
 @functools.lru_cache(maxsize=16)
 def digits(n_train: int | None = None, flatten: bool = True):
     """The digits split of :data:`SPLIT` (optionally only ``n_train`` training images)."""
@@ -152,8 +183,7 @@ def run_experiment(module, *, seeds: Iterable[int] | None = None, out: Path | st
         "command": f"python -m dlcourse.experiments {module.NAME}",
         "elapsed_s": elapsed,
         "cpu_s": cpu,
-        "environment": {"python": platform.python_version(), "numpy": np.__version__,
-                        "machine": platform.machine()},
+        "environment": environment(),
         "records": records,
     })
     out_dir = Path(out) if out is not None else DATA_DIR

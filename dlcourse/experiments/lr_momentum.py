@@ -70,4 +70,4 @@ def run_cell(cell: dict, seed: int, config: dict) -> dict:
             "final_batch_loss": float(history.history["batch_loss"][-1]) if finite else None}
 
 
-TEST_CELL = {"dropout": True, "lr": 0.1, "momentum": 0.99, "max_norm": 3.0}
+TEST_CELL = {"dropout": True, "lr": 0.03, "momentum": 0.9, "max_norm": 3.0}
