@@ -152,6 +152,24 @@ def test_keras_dropblock_conventions():
         DropBlock2D(0.1, 7, data_format="channels_last")(x, training=True)
 
 
+def test_keras_dropblock_rate_one_drops_everything():
+    # 4x4 maps, blocks of 2: the seed formula alone would drop only about 56 %
+    out = run(DropBlock2D(1.0, 2, seed=0), np.ones((3, 4, 4, 2), np.float32))
+    assert np.isfinite(out).all() and np.all(out == 0)
+
+
+def test_keras_mc_predict_does_not_advance_the_dropblock_schedule():
+    from dlcourse.keras import mc_predict
+
+    inputs = keras.Input((6, 6, 2))
+    x = DropBlock2D(0.3, 2, schedule_steps=10, seed=0)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(x)))
+    block = model.layers[1]
+    block.step.assign(4.0)
+    mc_predict(model, np.ones((2, 6, 6, 2), np.float32), 5, seed=0)
+    assert float(block.step.numpy()) == 4.0
+
+
 # ---------------------------------------------------------------- DropPath
 @pytest.mark.parametrize("rate", RATES)
 def test_keras_droppath_rows(rate):

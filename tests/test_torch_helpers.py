@@ -143,6 +143,14 @@ def test_torch_dropconnect_module(rate):
 
 
 # ---------------------------------------------------------------- DropBlock
+def test_torch_dropblock_rate_one_drops_everything():
+    x = torch.ones(3, 2, 4, 4, requires_grad=True)
+    out = DropBlock2d(1.0, 2, generator=gen(0))(x)
+    assert torch.isfinite(out).all() and torch.all(out == 0)
+    out.sum().backward()
+    assert torch.all(x.grad == 0)
+
+
 def test_torch_dropblock_matches_numpy_given_seeds():
     g = np.random.default_rng(1)
     x = g.standard_normal((2, 3, 9, 8))

@@ -23,6 +23,7 @@ from dlcourse.scratch import (
     VariationalRNN,
     alpha_dropout_forward,
     drop_path_forward,
+    dropblock_backward,
     dropblock_forward,
     dropconnect_backward,
     dropconnect_forward,
@@ -254,6 +255,16 @@ def test_dropblock_fraction_within_stated_tolerance(rate, bs, hw):
     per_map = 1.0 - cache["mask"].mean(axis=(2, 3)).ravel()  # iid across maps
     se = per_map.std() / math.sqrt(per_map.size)
     assert abs(per_map.mean() - expected) <= Z * se
+
+
+@pytest.mark.parametrize(("bs", "hw"), [(2, 4), (3, 12), (1, 5)])
+def test_dropblock_rate_one_drops_everything(bs, hw):
+    assert dropblock_gamma(1.0, bs, hw, hw) == 1.0
+    assert dropblock_expected_fraction(1.0, bs, hw, hw) == 1.0
+    with np.errstate(all="raise"):
+        out, cache = dropblock_forward(np.ones((2, 3, hw, hw), np.float32), 1.0, bs, rng=0)
+    assert out.dtype == np.float32 and np.all(out == 0) and cache["scale"] == 0.0
+    assert np.all(dropblock_backward(np.ones_like(out), cache) == 0)
 
 
 def test_dropblock_channels_last_matches_channels_first():

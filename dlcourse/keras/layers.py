@@ -127,6 +127,7 @@ class DropBlock2D(keras.layers.Layer):
             self.step.assign_add(1.0)
         # the paper's gamma (see dropblock_gamma), with a rate that may be a tensor
         gamma = ops.minimum(rate / bs**2 * (h * w) / ((h - bs + 1) * (w - bs + 1)), 1.0)
+        gamma = ops.where(rate >= 1.0, 1.0, gamma)  # rate 1 drops everything
         u = keras.random.uniform(seed_shape, seed=self.seed_generator)
         seeds = ops.cast(ops.less(u, ops.cast(gamma, u.dtype)), inputs.dtype)
         # padding bs-1 on each side then a bs x bs max-pool = the union of blocks

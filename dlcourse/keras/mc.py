@@ -41,6 +41,8 @@ def mc_predict(model, x, n_samples: int = 50, *, seed: int | None = None,
         seed: If given, the state of every layer's ``SeedGenerator`` is set
             from ``seed`` for the passes and restored afterwards: the same
             seed gives the same result, and the layers' own streams are untouched.
+            Step counters of scheduled layers (``DropBlock2D(schedule_steps=...)``)
+            are restored too: Monte-Carlo passes are not training steps.
         output: ``"probs"`` (default: Keras classifiers usually end with a
             softmax) or ``"logits"`` (a softmax is applied).
 
@@ -51,6 +53,10 @@ def mc_predict(model, x, n_samples: int = 50, *, seed: int | None = None,
     output = check_choice(output, "output", ("logits", "probs"))
     generators = _seed_generators(model) if seed is not None else []
     saved = [g.state.numpy() for g in generators]
+    # training calls advance schedules such as DropBlock2D's step counter: restore them
+    steps = [layer.step for layer in model._flatten_layers(include_self=True, recursive=True)
+             if isinstance(getattr(layer, "step", None), keras.Variable)]
+    saved_steps = [v.numpy() for v in steps]
     try:
         for i, g in enumerate(generators):
             # a distinct (key, counter) pair per generator; stateless draws hash it
@@ -63,4 +69,6 @@ def mc_predict(model, x, n_samples: int = 50, *, seed: int | None = None,
     finally:
         for g, state in zip(generators, saved, strict=True):
             g.state.assign(state)
+        for v, value in zip(steps, saved_steps, strict=True):
+            v.assign(value)
     return summarize(np.stack(samples))

@@ -26,7 +26,11 @@ the expected fraction dropped ``E`` slightly smaller; with
     \\text{rate}\\,(1 - \\text{rate}'/2) \\le E \\le \\text{rate}
 
 (for ``gamma <= 1``; a ``gamma`` above 1 is clipped to 1). For example
-``rate=0.1``, ``bs=3`` on a 16x16 map gives ``E`` in ``[0.0935, 0.1]``.
+``rate=0.1``, ``bs=3`` on a 16x16 map gives ``E`` in ``[0.0935, 0.1]``. The
+bound is tight for the small rates the paper uses (0.05 to 0.25); at large
+rates overlaps are frequent and the fraction dropped falls well short of
+``rate`` (0.7 with ``bs=3`` on 12x12 drops about 0.5), so use
+:func:`dropblock_expected_fraction` there. ``rate == 1`` drops everything.
 :func:`dropblock_expected_fraction` computes ``E`` exactly; the measured
 fraction matches it within sampling error.
 
@@ -61,9 +65,16 @@ def _check_block(block_size: object, height: int, width: int) -> int:
 
 
 def dropblock_gamma(rate: float, block_size: int, height: int, width: int) -> float:
-    """The seed probability ``gamma`` of the paper (see module docstring), clipped to 1."""
+    """The seed probability ``gamma`` of the paper (see module docstring), clipped to 1.
+
+    ``rate == 1`` gives ``gamma = 1``: every position seeds a block, the blocks
+    cover the whole map and everything is dropped (the formula alone would give
+    less whenever blocks overlap).
+    """
     rate = check_rate(rate)
     bs = _check_block(block_size, height, width)
+    if rate == 1.0:
+        return 1.0
     valid = (height - bs + 1) * (width - bs + 1)
     return min(1.0, rate / bs**2 * (height * width) / valid)
 
