@@ -115,6 +115,28 @@ def test_keras_dropconnect_dense_matches_numpy(rate):
     assert np.allclose(run(layer, xr, training=False), xr @ W + b, atol=1e-5)
 
 
+def test_keras_dropconnect_gaussian_inference_agrees_with_numpy():
+    from dlcourse.scratch.dropconnect import dropconnect_gaussian_inference
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    rate, n = 0.4, 100_000
+    layer = DropConnectDense(3, rate, activation="relu", inference="gaussian", n_samples=n,
+                             seed=2)
+    layer.build((None, 6))
+    layer.bias.assign(rng.standard_normal(3).astype(np.float32))
+    W, b = (v.numpy().astype(np.float64) for v in (layer.kernel, layer.bias))
+    ref = dropconnect_gaussian_inference(x.astype(np.float64), W, b, rate, activation="relu",
+                                         n_samples=n, rng=0)
+    got = run(layer, x, training=False)
+    sd = np.sqrt((x @ W + b) ** 2 + rate / (1 - rate) * (x**2) @ (W**2))
+    assert np.all(np.abs(got - ref) <= Z * np.sqrt(2 / n) * sd + 1e-5)
+    assert np.abs(got - np.maximum(x @ W + b, 0)).max() > 0.05
+    assert DropConnectDense.from_config(layer.get_config()).inference == "gaussian"
+    with pytest.raises(ValueError, match="inference"):
+        DropConnectDense(3, 0.5, inference="moments")
+
+
 # ---------------------------------------------------------------- DropBlock
 @pytest.mark.parametrize("rate", RATES)
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])

@@ -17,6 +17,7 @@ from dlcourse.scratch import (  # noqa: E402
     dropblock_forward,
     dropconnect_backward,
     dropconnect_forward,
+    dropconnect_gaussian_inference,
     rnn_backward,
     rnn_forward,
     spatial_dropout_forward,
@@ -140,6 +141,29 @@ def test_torch_dropconnect_module(rate):
         assert np.allclose(out[30:].numpy(), ref)
         layer.eval()
         assert torch.allclose(layer(x), nn.functional.linear(x, layer.weight, layer.bias))
+
+
+def test_torch_dropconnect_gaussian_inference_agrees_with_numpy():
+    rng = np.random.default_rng(4)
+    x, W, b = rng.standard_normal((4, 6)), rng.standard_normal((6, 3)), rng.standard_normal(3)
+    rate, n = 0.4, 200_000
+    ref = dropconnect_gaussian_inference(x, W, b, rate, activation="relu", n_samples=n, rng=0)
+    layer = DropConnectLinear(6, 3, rate, activation=torch.relu, inference="gaussian",
+                              n_samples=n, generator=gen(1)).double().eval()
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(W.T))
+        layer.bias.copy_(torch.from_numpy(b))
+        got = layer(torch.from_numpy(x)).numpy()
+    sd = np.sqrt((x @ W + b) ** 2 + rate / (1 - rate) * (x**2) @ (W**2))  # bounds sd of relu(u)
+    assert np.all(np.abs(got - ref) <= Z * np.sqrt(2 / n) * sd)
+    mean_rule = np.maximum(x @ W + b, 0)
+    assert np.abs(got - mean_rule).max() > 0.05  # the non-linearity makes the rules differ
+    layer.train()
+    assert layer(torch.from_numpy(x)).shape == (4, 3)
+    with pytest.raises(ValueError, match="inference"):
+        DropConnectLinear(6, 3, 0.5, inference="moments")
+    with pytest.raises(ValueError, match="rate"):
+        DropConnectLinear(6, 3, 1.0, inference="gaussian")
 
 
 # ---------------------------------------------------------------- DropBlock

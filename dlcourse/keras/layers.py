@@ -19,7 +19,10 @@ class DropConnectDense(keras.layers.Layer):
 
     Training: ``activation(x (M * W) / keep + b)`` with one Bernoulli(keep)
     mask ``M`` of the kernel's shape per call (per batch, as the NumPy
-    default ``sampling="batch"``); inference: ``activation(x W + b)``.
+    default ``sampling="batch"``; per-example masks are in the NumPy and
+    torch forms only). Inference: ``activation(x W + b)`` (``"mean"``), or the
+    paper's moment matching (``"gaussian"``): the mean of ``activation(u)``
+    over ``n_samples`` draws of ``u ~ N(x W + b, (rate/keep) (x*x)(W*W))``.
     See :mod:`dlcourse.scratch.dropconnect` for the formulas.
 
     Args:
@@ -27,16 +30,27 @@ class DropConnectDense(keras.layers.Layer):
         rate: Probability of dropping each weight, in ``[0, 1]``.
         activation: Any Keras activation (``None`` = linear).
         use_bias: Add a bias (never dropped).
+        inference: ``"mean"`` (default) or ``"gaussian"``.
+        n_samples: Gaussian draws per inference call (``"gaussian"`` only).
         seed: Integer seed of the layer's ``SeedGenerator``.
+
+    References:
+        Wan, Zeiler, Zhang, LeCun & Fergus (2013), "Regularization of Neural
+        Networks using DropConnect", ICML, sections 2-3.
     """
 
     def __init__(self, units: int, rate: float, activation=None, use_bias: bool = True,
-                 seed: int | None = None, **kwargs):
+                 inference: str = "mean", n_samples: int = 256, seed: int | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.units = check_positive_int(units, "units")
         self.rate = check_rate(rate)
         self.activation = keras.activations.get(activation)
         self.use_bias = use_bias
+        self.inference = check_choice(inference, "inference", ("mean", "gaussian"))
+        if self.inference == "gaussian":
+            check_rate(rate, allow_one=False)
+        self.n_samples = check_positive_int(n_samples, "n_samples")
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -48,6 +62,8 @@ class DropConnectDense(keras.layers.Layer):
 
     def call(self, inputs, training=False):
         kernel = self.kernel
+        if not training and self.inference == "gaussian" and self.rate > 0:
+            return self._gaussian_inference(inputs)
         if training and self.rate > 0:
             keep = 1.0 - self.rate
             u = keras.random.uniform(ops.shape(kernel), seed=self.seed_generator)
@@ -58,13 +74,24 @@ class DropConnectDense(keras.layers.Layer):
             out = out + self.bias
         return self.activation(out)
 
+    def _gaussian_inference(self, inputs):
+        keep = 1.0 - self.rate
+        mean = ops.matmul(inputs, self.kernel)
+        if self.bias is not None:
+            mean = mean + self.bias
+        std = ops.sqrt((self.rate / keep) * ops.matmul(inputs * inputs, self.kernel * self.kernel))
+        eps = keras.random.normal((self.n_samples, *ops.shape(mean)), dtype=mean.dtype,
+                                  seed=self.seed_generator)
+        return ops.mean(self.activation(mean + std * eps), axis=0)
+
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "rate": self.rate,
                 "activation": keras.activations.serialize(self.activation),
-                "use_bias": self.use_bias, "seed": self.seed}
+                "use_bias": self.use_bias, "inference": self.inference,
+                "n_samples": self.n_samples, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="dlcourse")

@@ -5,7 +5,8 @@ Built-ins cover spatial dropout (``nn.Dropout1d/2d/3d``) and alpha dropout
 thin ``nn.Module``, with an optional ``generator=`` for reproducible masks:
 
 * :class:`GaussianDropout` / :func:`gaussian_dropout`;
-* :class:`DropConnectLinear` / :func:`dropconnect_linear`;
+* :class:`DropConnectLinear` / :func:`dropconnect_linear` (and the paper's Gaussian
+  inference, :func:`dropconnect_gaussian_inference`);
 * :class:`DropBlock2d` / :func:`drop_block2d`;
 * :class:`VariationalRNN` / :func:`variational_rnn`;
 * :class:`DropPath` (alias :class:`StochasticDepth`) / :func:`stochastic_depth`;
@@ -26,6 +27,7 @@ from dlcourse.torch.variants import (
     StochasticDepth,
     VariationalRNN,
     drop_block2d,
+    dropconnect_gaussian_inference,
     dropconnect_linear,
     gaussian_dropout,
     stochastic_depth,
@@ -41,6 +43,7 @@ __all__ = [
     "StochasticDepth",
     "VariationalRNN",
     "drop_block2d",
+    "dropconnect_gaussian_inference",
     "dropconnect_linear",
     "gaussian_dropout",
     "mc_predict",

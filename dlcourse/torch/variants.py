@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -76,6 +77,33 @@ def dropconnect_linear(x: Tensor, weight: Tensor, bias: Tensor | None, rate: flo
     return out if bias is None else out + bias
 
 
+def dropconnect_gaussian_inference(x: Tensor, weight: Tensor, bias: Tensor | None, rate: float, *,
+                                   activation: Callable[[Tensor], Tensor], n_samples: int = 256,
+                                   generator: torch.Generator | None = None) -> Tensor:
+    """The paper's inference rule: average ``activation(u)`` over a moment-matched Gaussian.
+
+    ``u ~ N(x W^T + b, (rate / keep) (x*x)(W*W)^T)``, the mean and variance of
+    the training pre-activation over masks; returns the mean of
+    ``activation(u)`` over ``n_samples`` draws, ``(N, out)``. As
+    :func:`dlcourse.scratch.dropconnect.dropconnect_gaussian_inference`.
+
+    References:
+        Wan et al. (2013), "Regularization of Neural Networks using
+        DropConnect", ICML, section 3.1.
+    """
+    rate = check_rate(rate, allow_one=False)
+    n_samples = check_positive_int(n_samples, "n_samples")
+    keep = 1.0 - rate
+    mean = F.linear(x, weight, bias)
+    std = torch.sqrt((rate / keep) * F.linear(x * x, weight * weight))
+    eps = torch.randn((n_samples, *mean.shape), generator=generator, dtype=mean.dtype,
+                      device=mean.device)
+    return activation(mean + std * eps).mean(dim=0)
+
+
+INFERENCE = ("mean", "gaussian")
+
+
 class DropConnectLinear(nn.Linear):
     """``nn.Linear`` whose weights are dropped in training (Wan et al. 2013).
 
@@ -83,25 +111,40 @@ class DropConnectLinear(nn.Linear):
         in_features, out_features, bias: As ``nn.Linear``.
         rate: Probability of dropping each weight, in ``[0, 1]``.
         sampling: ``"batch"`` (one mask per forward call, default) or ``"example"``.
-        generator: Optional ``torch.Generator`` for the masks.
-
-    Inference uses the mean rule ``x W^T + b`` (the paper's Gaussian moment
-    matching is in :func:`dlcourse.scratch.dropconnect.dropconnect_gaussian_inference`).
+        activation: Applied to the pre-activation (default: none). Part of the
+            layer because the Gaussian inference averages *after* it.
+        inference: ``"mean"`` (``activation(x W^T + b)``, the weight-scaling
+            rule of the inverted form) or ``"gaussian"`` (the paper's moment
+            matching, :func:`dropconnect_gaussian_inference`, with ``n_samples``).
+        generator: Optional ``torch.Generator`` for the masks and the Gaussian draws.
     """
 
     def __init__(self, in_features: int, out_features: int, rate: float, bias: bool = True, *,
-                 sampling: str = "batch", generator: torch.Generator | None = None):
+                 sampling: str = "batch", activation: Callable[[Tensor], Tensor] | None = None,
+                 inference: str = "mean", n_samples: int = 256,
+                 generator: torch.Generator | None = None):
         super().__init__(in_features, out_features, bias=bias)
         self.rate = check_rate(rate)
         self.sampling = check_choice(sampling, "sampling", ("batch", "example"))
+        self.inference = check_choice(inference, "inference", INFERENCE)
+        if self.inference == "gaussian":
+            check_rate(rate, allow_one=False)
+        self.n_samples = check_positive_int(n_samples, "n_samples")
+        self.activation = activation
         self.generator = generator
 
     def forward(self, x: Tensor) -> Tensor:
-        return dropconnect_linear(x, self.weight, self.bias, self.rate, training=self.training,
-                                  sampling=self.sampling, generator=self.generator)
+        f = self.activation or (lambda u: u)
+        if not self.training and self.inference == "gaussian" and self.rate > 0:
+            return dropconnect_gaussian_inference(x, self.weight, self.bias, self.rate,
+                                                  activation=f, n_samples=self.n_samples,
+                                                  generator=self.generator)
+        return f(dropconnect_linear(x, self.weight, self.bias, self.rate, training=self.training,
+                                    sampling=self.sampling, generator=self.generator))
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, rate={self.rate}, sampling={self.sampling!r}"
+        return (f"{super().extra_repr()}, rate={self.rate}, sampling={self.sampling!r}, "
+                f"inference={self.inference!r}")
 
 
 # --------------------------------------------------------------------------- DropBlock
