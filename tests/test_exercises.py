@@ -77,13 +77,27 @@ def mutate(source: nbformat.NotebookNode, old: str, new: str) -> nbformat.Notebo
     return nb
 
 
-def delegate_to_reference(source: nbformat.NotebookNode) -> nbformat.NotebookNode:
+#: Ways a student might reach dlcourse's reference dropout_forward (the blocked stand-in
+#: must leave none open): a plain call, the original that functools.wraps would expose,
+#: and the reference class's own forward pass (through a subclass, or its bases).
+DELEGATIONS = {
+    "calls_reference": "return reference(x, rate, training=training, rng=rng)",
+    "calls_wrapped_reference": "return getattr(reference, '__wrapped__', reference)"
+                               "(x, rate, training=training, rng=rng)",
+    "calls_reference_class": "layer = [c for c in ReferenceDropout.__mro__ if c.__name__ == 'Dropout'][-1]"
+                             "(rate, rng=rng)\n    layer.training = training\n"
+                             "    return layer.forward(x), layer.cache",
+}
+
+
+def delegate_to_reference(source: nbformat.NotebookNode, body: str) -> nbformat.NotebookNode:
     """A copy of exercise 1's solution whose dropout_forward just calls dlcourse's reference."""
     nb = nbformat.reads(nbformat.writes(source), as_version=4)
     cell = next(c for c in nb.cells if c.cell_type == "code" and "def dropout_forward" in c.source)
     head = cell.source.split("    # BEGIN SOLUTION")[0]
-    cell.source = ("from dlcourse.scratch import dropout_forward as reference\n" + head
-                   + "    return reference(x, rate, training=training, rng=rng)\n")
+    cell.source = ("from dlcourse.scratch import Dropout as ReferenceDropout\n"
+                   "from dlcourse.scratch import dropout_forward as reference\n" + head
+                   + "    " + body + "\n")
     return nb
 
 
@@ -102,7 +116,8 @@ def graded(tmp_path_factory):
         if name == EXERCISES[0]:
             for mutant, ((old, new), _) in MUTANTS.items():
                 nbformat.write(mutate(solution, old, new), batch / f"{mutant}.ipynb")
-            nbformat.write(delegate_to_reference(solution), batch / "calls_reference.ipynb")
+            for student, body in DELEGATIONS.items():
+                nbformat.write(delegate_to_reference(solution, body), batch / f"{student}.ipynb")
         out = tmp_path_factory.mktemp(f"results_{name}")
         proc = subprocess.run(
             [sys.executable, "-m", "dlcourse", "grade", str(batch), "--exercise", name,
@@ -169,8 +184,9 @@ def test_mutant_loses_exactly_the_tests_naming_its_fault(graded, mutant):
         assert len(feedback) > 40 and "Traceback" not in feedback, (test, feedback)
 
 
-def test_calling_the_reference_implementation_earns_nothing(graded):
-    result = graded(EXERCISES[0])["calls_reference"]
+@pytest.mark.parametrize("student", list(DELEGATIONS))
+def test_calling_the_reference_implementation_earns_nothing(graded, student):
+    result = graded(EXERCISES[0])[student]
     assert result["score"] == 0
     assert all("reference implementation" in t["output"] for t in result["tests"])
 

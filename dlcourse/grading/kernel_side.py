@@ -51,25 +51,31 @@ def _from_dlcourse(frame) -> bool:
     return bool(_DLCOURSE_DIR) and name.startswith(_DLCOURSE_DIR + os.sep)
 
 
+def _is_blocked(obj) -> bool:
+    # a class's own flag only: a subclass of a blocked class is not blocked itself
+    flags = vars(obj) if isinstance(obj, type) else getattr(obj, "__dict__", {})
+    return bool(flags.get("__dlcourse_blocked__", False))
+
+
 def _blocker(original, label):
-    if getattr(original, "__dlcourse_blocked__", False):
+    if _is_blocked(original):
         return original
     message = BLOCKED_MESSAGE.format(name=label)
     if isinstance(original, type):
+        # Guard the class's own __init__ in place: no unguarded original is left
+        # behind (a blocked subclass would leave it one __bases__ away), and
+        # isinstance checks inside dlcourse still see the same class.
+        inner = original.__init__
 
         def __init__(self, *args, **kwargs):
             if not _from_dlcourse(sys._getframe(1)):
                 raise ReferenceBlockedError(message)
-            original.__init__(self, *args, **kwargs)
+            inner(self, *args, **kwargs)
 
-        blocked = type(original.__name__, (original,), {
-            "__init__": __init__,
-            "__module__": original.__module__,
-            "__qualname__": original.__qualname__,
-            "__doc__": original.__doc__,
-            "__dlcourse_blocked__": True,
-        })
-        return blocked
+        __init__.__doc__ = getattr(inner, "__doc__", None)
+        original.__init__ = __init__
+        original.__dlcourse_blocked__ = True
+        return original
 
     @functools.wraps(original)
     def blocked(*args, **kwargs):
@@ -77,6 +83,7 @@ def _blocker(original, label):
             raise ReferenceBlockedError(message)
         return original(*args, **kwargs)
 
+    del blocked.__wrapped__  # functools.wraps would hand the original back
     blocked.__dlcourse_blocked__ = True
     return blocked
 
@@ -84,7 +91,7 @@ def _blocker(original, label):
 def _block_in(module, attrs):
     for attr in attrs:
         original = getattr(module, attr, None)
-        if original is None or getattr(original, "__dlcourse_blocked__", False):
+        if original is None or _is_blocked(original):
             continue
         blocked = _blocker(original, attr)
         # Re-exports (dlcourse.scratch.Dropout, ...) are the same object: replace them all.
