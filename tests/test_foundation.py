@@ -72,6 +72,24 @@ def test_lock_pins_only_registry_releases(repo_root):
                 assert "==" in line, f"{name}: not pinned: {line}"
 
 
+def test_the_pinned_frameworks_import(repo_root):
+    """The test command installs torch and TensorFlow: a broken install must fail, not skip.
+
+    (The framework tests use ``pytest.importorskip`` so that the package's own
+    tests still run in a lighter environment; here the pins are checked.)
+    """
+    pins = dict(line.lower().replace("_", "-").split("==", 1)
+                for line in (repo_root / "requirements" / "requirements.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    code = ("import json, torch, tensorflow, keras;"
+            "print(json.dumps([torch.__version__.split('+')[0], tensorflow.__version__]))")
+    proc = _run(sys.executable, "-c", code)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    torch_version, tf_version = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert torch_version == pins["torch"] == "2.13.0"
+    assert tf_version == pins["tensorflow-cpu"]
+
+
 def test_book_config_is_strict_and_offline(repo_root):
     config = yaml.safe_load((repo_root / "_config.yml").read_text())
     assert config["execute"]["allow_errors"] is False
