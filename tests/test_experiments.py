@@ -186,6 +186,61 @@ def test_command_line_writes_a_cache(tmp_path, monkeypatch):
     assert experiments.DATA_DIR.name == "data"
 
 
+@pytest.fixture
+def fake_mnist(tmp_path, monkeypatch):
+    """A small file in MNIST's format in an empty Keras cache (nothing downloads)."""
+    home = tmp_path / "keras"
+    (home / "datasets").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    labels = lambda n: np.arange(n) % 10  # noqa: E731  every class present
+    np.savez(home / "datasets" / "mnist.npz",
+             x_train=rng.integers(0, 256, (300, 28, 28), dtype=np.uint8), y_train=labels(300),
+             x_test=rng.integers(0, 256, (50, 28, 28), dtype=np.uint8), y_test=labels(50))
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    from dlcourse.experiments import _common
+
+    _common._mnist.cache_clear()
+    yield home
+    _common._mnist.cache_clear()
+
+
+def test_command_line_runs_the_paper_experiments_on_mnist(fake_mnist, tmp_path, monkeypatch):
+    from dlcourse.experiments.__main__ import main
+
+    for name, overrides in (("rate", {"rates": [0.5], "epochs": 1}),
+                            ("data_size", {"updates": 2}),
+                            ("sparsity", {"epochs": 1, "n_filters": 2})):
+        for key, value in overrides.items():
+            monkeypatch.setitem(get(name).CONFIG, key, value)
+    monkeypatch.setattr(get("data_size"), "MNIST_CONFIG", {"sizes": [20]})
+    for name in ("rate", "data_size", "sparsity"):
+        assert main([name, "--dataset", "mnist", "--no-download", "--out", str(tmp_path),
+                     "--seeds", "1"]) == 0
+        data = load_result(name, tmp_path, dataset="mnist")
+        assert data["config"]["dataset"] == "mnist" and data["split"]["dataset"] == "mnist"
+        assert data["command"] == f"python -m dlcourse.experiments {name} --dataset mnist"
+        assert not (tmp_path / f"{name}.json").exists()  # the digits caches are left alone
+    assert [r["cell"]["n_train"] for r in load_result("data_size", tmp_path, "mnist")["records"]] \
+        == [20, 20]
+    filters = load_result("sparsity", tmp_path, "mnist")["records"][0]["metrics"]["filters"]
+    assert np.shape(filters) == (2, 784)
+
+
+def test_mnist_unavailable_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty"))
+    from dlcourse.experiments import _common
+    from dlcourse.experiments.__main__ import main
+
+    _common._mnist.cache_clear()
+    assert main(["mc", "--dataset", "mnist", "--no-download", "--out", str(tmp_path)]) == 2
+    assert "MNIST is not cached" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bn_order", "--dataset", "mnist"])
+    assert "runs only the paper's experiments" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="--dataset mnist"):
+        load_result("rate", tmp_path, dataset="mnist")
+
+
 def test_command_line_rejects_bad_seeds():
     proc = subprocess.run([sys.executable, "-m", "dlcourse.experiments", "rate", "--seeds", "0"],
                           capture_output=True, text=True, timeout=60)

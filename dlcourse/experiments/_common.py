@@ -59,12 +59,54 @@ def environment() -> dict[str, str]:
     return env
 
 
+#: The datasets the classifiers and the autoencoder can run on, with their input
+#: size: scikit-learn's digits (shipped; the cached results) and MNIST (from
+#: Keras' cache, downloaded where the network allows; ``--dataset mnist``).
+DATASETS = {"digits": 64, "mnist": 784}
+
+#: MNIST's split: the official 10,000 test images, a seeded sixth of the 60,000
+#: training images for validation (:func:`dlcourse.data.load_mnist`).
+MNIST_SPLIT = {"val_fraction": 1 / 6, "seed": 0}
+
+
 @functools.lru_cache(maxsize=16)
 def digits(n_train: int | None = None, flatten: bool = True):
     """The digits split of :data:`SPLIT` (optionally only ``n_train`` training images)."""
     from dlcourse.data import load_digits
 
     return load_digits(n_train=n_train, flatten=flatten, **SPLIT)
+
+
+def dataset_of(config: dict) -> str:
+    """The dataset a configuration names (``config["dataset"]``, default digits)."""
+    name = config.get("dataset", "digits")
+    if name not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; received dataset={name!r}")
+    return name
+
+
+def n_inputs(config: dict) -> int:
+    """Input size of the configured dataset (64 for digits, 784 for MNIST)."""
+    return DATASETS[dataset_of(config)]
+
+
+@functools.lru_cache(maxsize=16)
+def _mnist(n_train: int | None, flatten: bool, download: bool):
+    from dlcourse.data import load_mnist
+
+    return load_mnist(n_train=n_train, flatten=flatten, download=download, **MNIST_SPLIT)
+
+
+def split_of(config: dict, n_train: int | None = None, flatten: bool = True):
+    """The train/validation/test split of the configured dataset.
+
+    Raises:
+        dlcourse.data.DatasetUnavailableError: MNIST is asked for, is not in
+            Keras' cache and cannot be downloaded (or ``config["download"]`` is false).
+    """
+    if dataset_of(config) == "digits":
+        return digits(n_train, flatten)
+    return _mnist(n_train, flatten, bool(config.get("download", True)))
 
 
 def error_percent(model, x: np.ndarray, y: np.ndarray) -> float:
@@ -98,15 +140,20 @@ def train_classifier(
     weight_decay: float = 0.0,
     max_norm: float | None = None,
     n_train: int | None = None,
+    config: dict | None = None,
 ):
-    """Train a toolkit MLP on digits; return ``(model, history, split)``.
+    """Train a toolkit MLP on digits (or ``config``'s dataset); return ``(model, history, split)``.
 
     ``seed`` seeds the weights and dropout masks (``mlp(rng=seed)``) and
     ``seed + 10_000`` the minibatch order, so one seed fixes the whole run.
+    ``sizes[0]`` must be the dataset's input size (:func:`n_inputs`).
     """
     from dlcourse.scratch import fit, mlp
 
-    split = digits(n_train)
+    split = split_of(config or {}, n_train)
+    if sizes[0] != split.x_train.shape[1]:
+        raise ValueError(f"sizes[0] must be the input size {split.x_train.shape[1]}; "
+                         f"received sizes={sizes}")
     model = mlp(sizes, rate=rate, input_rate=input_rate, rng=seed)
     opt = make_optimizer(optimizer, lr=lr, momentum=momentum,
                          weight_decay=weight_decay, max_norm=max_norm)
@@ -155,8 +202,15 @@ def _plain(value: Any) -> Any:
 def run_experiment(module, *, seeds: Iterable[int] | None = None, out: Path | str | None = None,
                    config: dict | None = None, log: Callable[[str], None] | None = None
                    ) -> dict[str, Any]:
-    """Run every cell of ``module`` for every seed, write ``<out>/<NAME>.json``, return it."""
-    config = {**module.CONFIG, **(config or {})}
+    """Run every cell of ``module`` for every seed, write ``<out>/<NAME>.json``, return it.
+
+    With ``config={"dataset": "mnist"}`` the module's ``MNIST_CONFIG`` (if any)
+    applies too, and the file is ``<NAME>-mnist.json``.
+    """
+    dataset = dataset_of(config or {})
+    overrides = getattr(module, "MNIST_CONFIG", {}) if dataset == "mnist" else {}
+    config = {**module.CONFIG, **overrides, **(config or {})}
+    suffix = "" if dataset == "digits" else f" --dataset {dataset}"
     seeds = list(config["seeds"] if seeds is None else seeds)
     config["seeds"] = seeds
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -178,9 +232,9 @@ def run_experiment(module, *, seeds: Iterable[int] | None = None, out: Path | st
         "title": module.TITLE,
         "paper": module.PAPER,
         "config": config,
-        "split": SPLIT,
+        "split": SPLIT if dataset == "digits" else {"dataset": dataset, **MNIST_SPLIT},
         "seeds": seeds,
-        "command": f"python -m dlcourse.experiments {module.NAME}",
+        "command": f"python -m dlcourse.experiments {module.NAME}{suffix}",
         "elapsed_s": elapsed,
         "cpu_s": cpu,
         "environment": environment(),
@@ -188,18 +242,29 @@ def run_experiment(module, *, seeds: Iterable[int] | None = None, out: Path | st
     })
     out_dir = Path(out) if out is not None else DATA_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{module.NAME}.json"
+    path = out_dir / result_file(module.NAME, dataset)
     path.write_text(json.dumps(result, indent=1) + "\n")
     log(f"[{module.NAME}] {len(records)} runs in {elapsed:.1f} s ({cpu:.1f} s CPU) -> {path}")
     return result
 
 
-def load_result(name: str, data_dir: Path | str | None = None) -> dict[str, Any]:
-    """Read the cached result ``<data_dir>/<name>.json`` (default :data:`DATA_DIR`)."""
-    path = Path(data_dir or DATA_DIR) / f"{name}.json"
+def result_file(name: str, dataset: str = "digits") -> str:
+    """File name of an experiment's cache: ``<name>.json``, or ``<name>-<dataset>.json``."""
+    return f"{name}.json" if dataset == "digits" else f"{name}-{dataset}.json"
+
+
+def load_result(name: str, data_dir: Path | str | None = None,
+                dataset: str = "digits") -> dict[str, Any]:
+    """Read the cached result ``<data_dir>/<name>.json`` (default :data:`DATA_DIR`).
+
+    ``dataset="mnist"`` reads ``<name>-mnist.json`` (written by
+    ``python -m dlcourse.experiments NAME --dataset mnist``).
+    """
+    path = Path(data_dir or DATA_DIR) / result_file(name, dataset_of({"dataset": dataset}))
     if not path.is_file():
+        flag = "" if dataset == "digits" else f" --dataset {dataset}"
         raise FileNotFoundError(
-            f"no cached result at {path}; recompute it with `python -m dlcourse.experiments {name}`"
+            f"no cached result at {path}; compute it with `python -m dlcourse.experiments {name}{flag}`"
         )
     return json.loads(path.read_text())
 

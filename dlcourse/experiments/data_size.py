@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from dlcourse.experiments._common import classifier_metrics, digits, train_classifier
+from dlcourse.experiments._common import classifier_metrics, n_inputs, split_of, train_classifier
 
 NAME = "data_size"
 TITLE = "Training-set size (paper Fig. 10)"
@@ -40,6 +40,9 @@ CONFIG = {
 }
 
 
+#: With ``--dataset mnist``: the paper's subset sizes (``None``: all 50,000).
+MNIST_CONFIG = {"sizes": [100, 500, 1000, 5000, 10000, None]}
+
 def cells(config: dict) -> list[dict]:
     """The grid: every size, with and without dropout (``n_train=None``: all images)."""
     return [{"n_train": n, "dropout": flag}
@@ -55,14 +58,14 @@ def epochs_for(n_train: int, config: dict) -> int:
 def run_cell(cell: dict, seed: int, config: dict) -> dict:
     """Train one network on a subset; return train/val/test error (percent)."""
     n_train = cell["n_train"]
-    n_images = len(digits(n_train).y_train)
+    n_images = len(split_of(config, n_train).y_train)
     h = config["hidden"]
     model, _, split = train_classifier(
-        sizes=[64, h, h, 10],
+        sizes=[n_inputs(config), h, h, 10],
         rate=config["rate"] if cell["dropout"] else 0.0,
         input_rate=config["input_rate"] if cell["dropout"] else 0.0,
         seed=seed, epochs=epochs_for(n_images, config), batch_size=config["batch_size"],
-        optimizer=config["optimizer"], lr=config["lr"], n_train=n_train,
+        optimizer=config["optimizer"], lr=config["lr"], n_train=n_train, config=config,
     )
     return {"n_images": n_images, **classifier_metrics(model, split)}
 

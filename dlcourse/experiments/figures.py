@@ -104,7 +104,8 @@ def plot_filters(result: dict):
             ax = axes[block * rows_per + i // cols, i % cols]
             ax.axis("off")
             if i < n:
-                w = filters[i].reshape(8, 8)
+                side = int(round(len(filters[i]) ** 0.5))  # 8 for digits, 28 for MNIST
+                w = filters[i].reshape(side, side)
                 lim = np.abs(w).max() or 1.0
                 ax.imshow(w, cmap="RdBu_r", vmin=-lim, vmax=lim)
         name = "no dropout" if rec["cell"]["rate"] == 0 else f"rate {rec['cell']['rate']}"

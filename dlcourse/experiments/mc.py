@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlcourse.experiments._common import classifier_metrics, train_classifier
+from dlcourse.experiments._common import classifier_metrics, n_inputs, train_classifier
 
 NAME = "mc"
 TITLE = "Monte-Carlo averaging over k samples vs weight scaling (paper Fig. 11)"
@@ -95,9 +95,9 @@ def run_cell(cell: dict, seed: int, config: dict) -> dict:
     """Train one dropout net; return weight-scaling error and the Monte-Carlo curve."""
     h = config["hidden"]
     model, _, split = train_classifier(
-        sizes=[64, h, h, 10], rate=cell["rate"], input_rate=cell["input_rate"], seed=seed,
-        epochs=config["epochs"], batch_size=config["batch_size"],
-        optimizer=config["optimizer"], lr=config["lr"],
+        sizes=[n_inputs(config), h, h, 10], rate=cell["rate"], input_rate=cell["input_rate"],
+        seed=seed, epochs=config["epochs"], batch_size=config["batch_size"],
+        optimizer=config["optimizer"], lr=config["lr"], config=config,
     )
     errors = mc_error_curve(model, split.x_test, split.y_test, config["ks"],
                             config["repeats"], seed)

@@ -12,7 +12,7 @@ Here: a 64-n-n-10 ReLU MLP on digits, dropout on both hidden layers only
 
 from __future__ import annotations
 
-from dlcourse.experiments._common import classifier_metrics, train_classifier
+from dlcourse.experiments._common import classifier_metrics, n_inputs, train_classifier
 
 NAME = "rate"
 TITLE = "Dropout rate with the width n fixed and with (1 - rate) * n fixed (paper Fig. 9)"
@@ -55,9 +55,9 @@ def run_cell(cell: dict, seed: int, config: dict) -> dict:
     """Train one network; return its width and train/val/test error (percent)."""
     n = width_for(cell, config)
     model, _, split = train_classifier(
-        sizes=[64, n, n, 10], rate=cell["rate"], input_rate=0.0, seed=seed,
+        sizes=[n_inputs(config), n, n, 10], rate=cell["rate"], input_rate=0.0, seed=seed,
         epochs=config["epochs"], batch_size=config["batch_size"],
-        optimizer=config["optimizer"], lr=config["lr"],
+        optimizer=config["optimizer"], lr=config["lr"], config=config,
     )
     return {"width": n, **classifier_metrics(model, split)}
 

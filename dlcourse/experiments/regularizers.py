@@ -13,7 +13,7 @@ the chosen one. Dropout is ``input_rate=0.2, rate=0.5`` as in the paper.
 
 from __future__ import annotations
 
-from dlcourse.experiments._common import classifier_metrics, train_classifier
+from dlcourse.experiments._common import classifier_metrics, n_inputs, train_classifier
 
 NAME = "regularizers"
 TITLE = "L2, max-norm, dropout and combinations (paper Table 9)"
@@ -67,13 +67,13 @@ def run_cell(cell: dict, seed: int, config: dict) -> dict:
     dropout = method.startswith("dropout")
     h = config["hidden"]
     model, _, split = train_classifier(
-        sizes=[64, h, h, 10],
+        sizes=[n_inputs(config), h, h, 10],
         rate=config["rate"] if dropout else 0.0,
         input_rate=config["input_rate"] if dropout else 0.0,
         seed=seed, epochs=config["epochs"], batch_size=config["batch_size"],
         optimizer=config["optimizer"], lr=config["lr"], momentum=config["momentum"],
         weight_decay=strength if method.endswith("L2") else 0.0,
-        max_norm=strength if method.endswith("max-norm") else None,
+        max_norm=strength if method.endswith("max-norm") else None, config=config,
     )
     return classifier_metrics(model, split)
 

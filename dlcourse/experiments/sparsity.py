@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlcourse.experiments._common import digits, make_optimizer
+from dlcourse.experiments._common import make_optimizer, n_inputs, split_of
 
 NAME = "sparsity"
 TITLE = "Sparsity of hidden activations with and without dropout (paper Fig. 8)"
@@ -41,13 +41,13 @@ CONFIG = {
 }
 
 
-def build_autoencoder(hidden: int, rate: float, seed: int):
-    """``Linear(64, hidden) - ReLU - Dropout(rate) - Linear(hidden, 64)``."""
+def build_autoencoder(hidden: int, rate: float, seed: int, n_in: int = 64):
+    """``Linear(n_in, hidden) - ReLU - Dropout(rate) - Linear(hidden, n_in)`` (64 for digits)."""
     from dlcourse.scratch import Dropout, Linear, ReLU, Sequential
 
     rng = np.random.default_rng(seed)
-    return Sequential(Linear(64, hidden, rng=rng), ReLU(), Dropout(rate, rng=rng),
-                      Linear(hidden, 64, init="glorot", rng=rng))
+    return Sequential(Linear(n_in, hidden, rng=rng), ReLU(), Dropout(rate, rng=rng),
+                      Linear(hidden, n_in, init="glorot", rng=rng))
 
 
 def train_autoencoder(model, x: np.ndarray, *, epochs: int, batch_size: int, lr: float,
@@ -86,8 +86,8 @@ def cells(config: dict) -> list[dict]:
 
 def run_cell(cell: dict, seed: int, config: dict) -> dict:
     """Train one autoencoder; return activation statistics on the test images."""
-    split = digits()
-    model = build_autoencoder(config["hidden"], cell["rate"], seed)
+    split = split_of(config)
+    model = build_autoencoder(config["hidden"], cell["rate"], seed, n_inputs(config))
     losses = train_autoencoder(model, split.x_train, epochs=config["epochs"],
                                batch_size=config["batch_size"], lr=config["lr"], seed=seed)
     h = hidden_activations(model, split.x_test)
