@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from dlcourse._checks import check_positive_int, check_rate
 
@@ -61,8 +62,11 @@ def _check_fraction(value: float, name: str) -> float:
 
 
 def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+    # a wrong type is a TypeError, a negative integer a ValueError (GUIDE.md §3)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be a non-negative integer; received seed={seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; received seed={seed!r}")
     return int(seed)
 
 
@@ -101,7 +105,7 @@ def load_digits(
     seed: int = 0,
     flatten: bool = True,
     scale: str = "unit",
-    dtype=np.float32,
+    dtype: npt.DTypeLike = np.float32,
 ) -> Split:
     """Load scikit-learn's 8x8 digits with stratified, seeded splits.
 
@@ -111,15 +115,40 @@ def load_digits(
         n_train: Keep only this many training images (stratified, at least 10
             and at most the size of the training part), for small-data
             overfitting demonstrations; ``None`` keeps all of them.
-        seed: Seed of the split (the same seed always gives the same split).
+        seed: Seed of the split, a non-negative integer (the same seed always
+            gives the same split).
         flatten: Return ``(N, 64)`` rows (``True``) or ``(N, 1, 8, 8)`` images.
         scale: ``"unit"`` divides pixel values (0..16) by 16; ``"standard"``
             standardises each pixel with the training mean and std; ``"raw"`` keeps 0..16.
         dtype: Floating dtype of the inputs (labels are ``int64``).
 
     Returns:
-        A :class:`Split`; unpacks as ``x_train, y_train, x_val, y_val, x_test, y_test``.
+        A :class:`Split` named ``"digits"``; unpacks as
+        ``x_train, y_train, x_val, y_val, x_test, y_test``.
+
+    Raises:
+        TypeError: An argument of the wrong type (e.g. ``seed="a"``, ``dtype=np.int32``).
+        ValueError: A value out of range, e.g. a negative ``seed``, fractions
+            that leave no training images, or ``n_train`` below 10 or above the
+            number of training images (1,077 with the default fractions).
     """
+    return _load_digits(val_fraction=val_fraction, test_fraction=test_fraction,
+                        n_train=n_train, seed=seed, flatten=flatten, scale=scale,
+                        dtype=dtype, clip_n_train=False)
+
+
+def _load_digits(
+    *,
+    val_fraction: float,
+    test_fraction: float,
+    n_train: int | None,
+    seed: int,
+    flatten: bool,
+    scale: str,
+    dtype: npt.DTypeLike,
+    clip_n_train: bool,
+) -> Split:
+    """:func:`load_digits`; with ``clip_n_train``, too large an ``n_train`` warns and keeps all."""
     from sklearn.datasets import load_digits as _sk_load_digits
     from sklearn.model_selection import train_test_split
 
@@ -134,6 +163,8 @@ def load_digits(
         )
     if scale not in ("unit", "standard", "raw"):
         raise ValueError(f"scale must be 'unit', 'standard' or 'raw'; received scale={scale!r}")
+    if n_train is not None:
+        n_train = check_positive_int(n_train, "n_train", minimum=10)
     bunch = _sk_load_digits()
     x, y = bunch.data.astype(np.float64), bunch.target.astype(np.int64)
     x_rest, x_test, y_rest, y_test = train_test_split(
@@ -147,8 +178,15 @@ def load_digits(
     else:
         x_train, y_train = x_rest, y_rest
         x_val, y_val = x_rest[:0], y_rest[:0]
+    if n_train is not None and clip_n_train and n_train > len(y_train):
+        # stacklevel 3: the warning points at the caller of load_mnist
+        warnings.warn(
+            f"n_train={n_train} is more than the {len(y_train)} training images of "
+            f"scikit-learn's digits; using all {len(y_train)} of them.",
+            stacklevel=3,
+        )
+        n_train = None
     if n_train is not None:
-        n_train = check_positive_int(n_train, "n_train", minimum=10)
         keep = _stratified_take(y_train, n_train, np.random.default_rng(seed + 2))
         x_train, y_train = x_train[keep], y_train[keep]
     if scale == "unit":
@@ -161,9 +199,20 @@ def load_digits(
 
 
 def mnist_cache_path() -> Path:
-    """Where Keras caches MNIST (``$KERAS_HOME/datasets/mnist.npz``)."""
+    """Where Keras caches MNIST: ``$KERAS_HOME/datasets/mnist.npz``.
+
+    ``KERAS_HOME`` defaults to ``~/.keras``, as in Keras itself. The file need
+    not exist.
+
+    Returns:
+        The path of the cached ``mnist.npz``.
+    """
     home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     return Path(home) / "datasets" / "mnist.npz"
+
+
+# digits has no fixed test set as MNIST does: the fallback holds out this fraction
+FALLBACK_TEST_FRACTION = 0.2
 
 
 def load_mnist(
@@ -172,7 +221,7 @@ def load_mnist(
     n_train: int | None = None,
     seed: int = 0,
     flatten: bool = True,
-    dtype=np.float32,
+    dtype: npt.DTypeLike = np.float32,
     download: bool = True,
     fallback: bool = False,
 ) -> Split:
@@ -182,14 +231,27 @@ def load_mnist(
     a machine that has it needs neither TensorFlow nor the network. Without
     it, ``keras.datasets.mnist.load_data()`` downloads it (if ``download``).
 
+    The fallback (``fallback=True``, MNIST unavailable) warns and returns
+    :func:`load_digits` with the same options, translated: the test part is
+    ``FALLBACK_TEST_FRACTION`` (0.2) of the 1,797 images, ``val_fraction`` is
+    again the fraction of the *remaining* images held out (so the default 1/6
+    gives 1,197 / 240 / 360 images), and ``seed``, ``flatten`` (``(N, 64)`` or
+    ``(N, 1, 8, 8)``) and ``dtype`` are passed on. An ``n_train`` written for
+    MNIST (e.g. 5,000) is more than digits has: a second warning says so and
+    all of digits' training images are used, so code written for MNIST still
+    runs. (:func:`load_digits` itself raises for such an ``n_train``.)
+
     Args:
-        val_fraction: Fraction of the 60,000 training images held out for validation.
-        n_train: Keep only this many training images (stratified).
-        seed: Seed of the validation split and of ``n_train``'s subset.
+        val_fraction: Fraction of the 60,000 training images held out for
+            validation, in ``[0, 1)``.
+        n_train: Keep only this many training images (stratified, at least 10);
+            ``None`` keeps all of them.
+        seed: Seed of the validation split and of ``n_train``'s subset, a
+            non-negative integer.
         flatten: ``(N, 784)`` rows or ``(N, 1, 28, 28)`` images.
-        dtype: Floating dtype of the inputs, scaled to ``[0, 1]``.
+        dtype: Floating dtype of the inputs, scaled to ``[0, 1]`` (labels are ``int64``).
         download: Allow Keras to download MNIST when it is not cached.
-        fallback: Instead of raising, warn and return :func:`load_digits`.
+        fallback: Instead of raising, warn and return :func:`load_digits` (see above).
 
     Returns:
         A :class:`Split` named ``"mnist"`` (or ``"digits"`` after a fallback).
@@ -197,23 +259,31 @@ def load_mnist(
     Raises:
         DatasetUnavailableError: MNIST is not cached and could not be
             downloaded (and ``fallback`` is false).
+        TypeError: An argument of the wrong type.
+        ValueError: A value out of range, e.g. a negative ``seed``, ``n_train``
+            below 10, or (without a fallback) above the number of training images.
     """
     val_fraction = _check_fraction(val_fraction, "val_fraction")
     seed = _check_seed(seed)
     dtype = _check_dtype(dtype)
+    if n_train is not None:
+        n_train = check_positive_int(n_train, "n_train", minimum=10)
     try:
         (x_tr, y_tr), (x_te, y_te) = _read_mnist(download)
     except DatasetUnavailableError as err:
         if not fallback:
             raise
         warnings.warn(f"{err} Falling back to scikit-learn's digits.", stacklevel=2)
-        return load_digits(n_train=n_train, seed=seed, flatten=flatten, dtype=dtype)
+        return _load_digits(
+            val_fraction=val_fraction * (1.0 - FALLBACK_TEST_FRACTION),
+            test_fraction=FALLBACK_TEST_FRACTION, n_train=n_train, seed=seed,
+            flatten=flatten, scale="unit", dtype=dtype, clip_n_train=True,
+        )
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(y_tr))
     n_val = int(round(val_fraction * len(y_tr)))
     val, train = order[:n_val], order[n_val:]
     if n_train is not None:
-        n_train = check_positive_int(n_train, "n_train", minimum=10)
         train = train[_stratified_take(y_tr[train], n_train, rng)]
     shape = (-1, 784) if flatten else (-1, 1, 28, 28)
 

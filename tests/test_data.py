@@ -98,11 +98,26 @@ def test_digits_scale_shape_and_dtype_options():
         ({"scale": "minmax"}, ValueError, r"scale must be 'unit', 'standard' or 'raw'; received scale='minmax'"),
         ({"dtype": np.int32}, TypeError, r"dtype must be a floating dtype"),
         ({"seed": "a"}, TypeError, r"seed must be a non-negative integer; received seed='a'"),
+        ({"seed": 1.0}, TypeError, r"seed must be a non-negative integer; received seed=1.0"),
+        ({"seed": True}, TypeError, r"seed must be a non-negative integer; received seed=True"),
+        ({"seed": -1}, ValueError, r"seed must be a non-negative integer; received seed=-1"),
     ],
 )
 def test_digits_errors(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         load_digits(**kwargs)
+
+
+def test_seed_type_and_value_errors_are_distinct():
+    """A right type with a bad value is a ValueError only, a wrong type a TypeError only."""
+    with pytest.raises(ValueError, match=r"received seed=-3") as info:
+        load_digits(seed=-3)
+    assert not isinstance(info.value, TypeError)
+    with pytest.raises(TypeError, match=r"received seed='0'") as info:
+        load_digits(seed="0")
+    assert not isinstance(info.value, ValueError)
+    # NumPy integers are integers
+    assert np.array_equal(load_digits(seed=np.int64(2)).y_test, load_digits(seed=2).y_test)
 
 
 # --------------------------------------------------------------------------- MNIST without network
@@ -127,6 +142,48 @@ def test_mnist_without_cache_falls_back_to_digits_with_warning(empty_keras_home)
     with pytest.warns(UserWarning, match="Falling back to scikit-learn's digits"):
         split = load_mnist(download=False, fallback=True, n_train=50, seed=3)
     assert split.name == "digits" and len(split.x_train) == 50
+
+
+def test_mnist_fallback_passes_val_fraction_on(empty_keras_home):
+    """val_fraction keeps its MNIST meaning: the fraction of the non-test images."""
+    for val_fraction in (0.25, 0.0):
+        with pytest.warns(UserWarning, match="Falling back"):
+            split = load_mnist(download=False, fallback=True, val_fraction=val_fraction, seed=1)
+        n_rest = len(split.x_train) + len(split.x_val)
+        assert len(split.x_test) == pytest.approx(0.2 * N_DIGITS, abs=1)
+        assert len(split.x_val) == pytest.approx(val_fraction * n_rest, abs=1)
+        expected = load_digits(val_fraction=val_fraction * 0.8, test_fraction=0.2, seed=1)
+        for a, b in zip(split, expected, strict=True):
+            assert np.array_equal(a, b)
+    with pytest.warns(UserWarning, match="Falling back"):
+        images = load_mnist(download=False, fallback=True, flatten=False, dtype=np.float64)
+    assert images.x_train.shape[1:] == (1, 8, 8) and images.x_train.dtype == np.float64
+
+
+def test_mnist_fallback_with_an_mnist_sized_n_train_uses_all_digits(empty_keras_home):
+    with pytest.warns(UserWarning) as record:
+        split = load_mnist(download=False, fallback=True, n_train=5000, seed=0)
+    messages = [str(w.message) for w in record]
+    assert any("Falling back to scikit-learn's digits" in m for m in messages)
+    everything = load_digits(val_fraction=(1 / 6) * 0.8, test_fraction=0.2, seed=0)
+    n = len(everything.x_train)
+    assert n < 5000 and len(split.x_train) == n
+    assert any(f"n_train=5000 is more than the {n} training images" in m
+               and f"using all {n}" in m for m in messages)
+    assert all(w.filename == __file__ for w in record)  # the warnings point at the caller
+    # without the fallback, digits still refuses an n_train it cannot honour
+    with pytest.raises(ValueError, match=r"n_train must be at most .*received n_train=5000"):
+        load_digits(n_train=5000)
+
+
+def test_mnist_checks_its_arguments_before_loading(empty_keras_home):
+    """Bad arguments fail the same way whether or not MNIST is available."""
+    with pytest.raises(ValueError, match=r"n_train must be an integer >= 10; received n_train=5"):
+        load_mnist(download=False, fallback=True, n_train=5)
+    with pytest.raises(ValueError, match=r"seed must be a non-negative integer; received seed=-1"):
+        load_mnist(download=False, fallback=True, seed=-1)
+    with pytest.raises(TypeError, match=r"seed must be a non-negative integer; received seed=0.5"):
+        load_mnist(download=False, seed=0.5)
 
 
 def test_mnist_download_failure_is_reported_not_raised_raw(empty_keras_home, monkeypatch):
