@@ -50,7 +50,20 @@ def check_rate(rate: object, name: str = "rate", *, allow_one: bool = True) -> f
 
 
 def check_positive_int(value: object, name: str, *, minimum: int = 1) -> int:
-    """Return ``value`` as an int after checking it is an integer ``>= minimum``."""
+    """Return ``value`` as an int after checking it is an integer ``>= minimum``.
+
+    Args:
+        value: The value to check (Python or NumPy integers; not ``bool``).
+        name: The argument's name, used in the error message.
+        minimum: The smallest value accepted.
+
+    Returns:
+        ``int(value)``.
+
+    Raises:
+        TypeError: ``value`` is not an integer (``50.0`` and ``True`` included).
+        ValueError: ``value < minimum``.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer >= {minimum}; received {name}={value!r}")
     if value < minimum:
@@ -59,7 +72,19 @@ def check_positive_int(value: object, name: str, *, minimum: int = 1) -> int:
 
 
 def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
-    """Return ``value`` after checking it is one of ``choices``."""
+    """Return ``value`` after checking it is one of ``choices``.
+
+    Args:
+        value: The value to check.
+        name: The argument's name, used in the error message.
+        choices: The accepted values.
+
+    Returns:
+        ``value``, unchanged.
+
+    Raises:
+        ValueError: ``value`` is not in ``choices`` (the message lists them).
+    """
     if value not in choices:
         options = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {options}; received {name}={value!r}")
@@ -71,9 +96,27 @@ def as_rng(rng: np.random.Generator | int | None, name: str = "rng") -> np.rando
 
     ``None`` gives fresh entropy, an ``int`` a seeded generator, and a
     ``Generator`` is returned as it is (so state advances across calls).
+
+    Args:
+        rng: A generator, an integer seed (Python or NumPy) or ``None``.
+        name: The argument's name, used in the error message.
+
+    Returns:
+        A :class:`numpy.random.Generator`.
+
+    Raises:
+        TypeError: ``rng`` is anything else (``bool``, a float, a legacy
+            ``RandomState``...).
+        ValueError: ``rng`` is a negative integer.
     """
     if isinstance(rng, np.random.Generator):
         return rng
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and rng < 0:
+        # NumPy's own message ("expected non-negative integer") names neither
+        raise ValueError(
+            f"{name} must be a numpy.random.Generator, a non-negative int seed or None; "
+            f"received {name}={rng!r}"
+        )
     if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
         return np.random.default_rng(rng)
     raise TypeError(
@@ -88,6 +131,16 @@ def as_float_array(x: object, name: str = "x") -> np.ndarray:
     Floating arrays keep their dtype (float32 stays float32). Integer and
     boolean input is converted to float64, never truncated. Anything else
     (strings, objects, complex numbers) is rejected.
+
+    Args:
+        x: An array or anything :func:`numpy.asarray` accepts, of any shape.
+        name: The argument's name, used in the error message.
+
+    Returns:
+        ``x`` itself (as an array) if floating, else a float64 copy; same shape.
+
+    Raises:
+        TypeError: ``x`` does not hold real numbers.
     """
     arr = np.asarray(x)
     if np.issubdtype(arr.dtype, np.floating):

@@ -320,16 +320,32 @@ def _read_mnist(download: bool):
         ) from err
 
 
-def flatten(x: np.ndarray) -> np.ndarray:
-    """Reshape ``(N, ...)`` into ``(N, D)`` rows."""
+def flatten(x: npt.ArrayLike) -> np.ndarray:
+    """Reshape ``(N, ...)`` into ``(N, D)`` rows, ``D`` the product of the other axes.
+
+    Args:
+        x: An array with a batch axis first, e.g. images ``(N, 1, 28, 28)``.
+
+    Returns:
+        ``x.reshape(N, -1)``, e.g. ``(N, 784)`` (a view where NumPy can make one;
+        the dtype is kept).
+
+    Raises:
+        ValueError: ``x`` is 0-d (no batch axis).
+    """
     x = np.asarray(x)
     if x.ndim < 1:
         raise ValueError(f"x must have a batch axis; received x of shape {x.shape}")
     return x.reshape(len(x), -1)
 
 
-def standardize(x_train: np.ndarray, *others: np.ndarray, eps: float = 1e-8):
+def standardize(
+    x_train: npt.ArrayLike, *others: npt.ArrayLike, eps: float = 1e-8
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """Standardise features with the training set's mean and standard deviation.
+
+    Formula: ``(x - mean) / (std + eps)``, ``mean`` and ``std`` per feature
+    (over axis 0) of ``x_train`` only, so no test statistics leak into training.
 
     Args:
         x_train: ``(N, D)`` training rows; the statistics come from these only.
@@ -344,11 +360,25 @@ def standardize(x_train: np.ndarray, *others: np.ndarray, eps: float = 1e-8):
     return (x_train - mean) / std, [(np.asarray(o) - mean) / std for o in others]
 
 
-def one_hot(y, num_classes: int | None = None, dtype=np.float32) -> np.ndarray:
+def one_hot(
+    y: npt.ArrayLike, num_classes: int | None = None, dtype: npt.DTypeLike = np.float32
+) -> np.ndarray:
     """Encode integer labels ``(N,)`` as one-hot rows ``(N, num_classes)``.
 
+    Formula: ``out[n, k] = 1`` if ``y[n] == k`` else ``0``.
+
+    Args:
+        y: Integer labels ``(N,)``.
+        num_classes: Number of classes ``C``; ``None`` uses ``max(y) + 1``.
+        dtype: Dtype of the result.
+
+    Returns:
+        ``(N, C)`` array of zeros with one 1 per row.
+
     Raises:
-        ValueError: labels are not integers in ``[0, num_classes)``.
+        TypeError: ``num_classes`` is not an integer.
+        ValueError: ``y`` is not 1-D integer labels in ``[0, num_classes)``, or
+            ``num_classes < 1``.
     """
     y = np.asarray(y)
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):

@@ -177,6 +177,25 @@ def test_linear_errors():
         layer.backward(np.ones((4, 2)))
 
 
+@pytest.mark.parametrize(
+    ("rng", "exc", "match"),
+    [
+        (-1, ValueError, r"rng must be a numpy.random.Generator, a non-negative int seed or None; "
+                         r"received rng=-1"),
+        (1.5, TypeError, r"rng must be a numpy.random.Generator, an int seed or None; "
+                         r"received rng=1.5"),
+        (True, TypeError, r"received rng=True"),
+    ],
+)
+def test_rng_errors_name_the_argument_and_value(rng, exc, match):
+    """A seed of the right type but a bad value is a ValueError, a wrong type a TypeError."""
+    with pytest.raises(exc, match=match) as info:
+        Linear(2, 3, rng=rng)
+    assert isinstance(info.value, TypeError) == (exc is TypeError)
+    with pytest.raises(exc, match=match):
+        Dropout(0.2, rng=rng)
+
+
 # --------------------------------------------------------------------------- activations
 
 
