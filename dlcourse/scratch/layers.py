@@ -21,6 +21,7 @@ References:
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from dlcourse._checks import as_float_array, as_rng, check_choice, check_positive_int
 
@@ -42,21 +43,43 @@ class Layer:
         self.training = True
 
     def train(self) -> Layer:
-        """Switch to training mode; returns ``self``."""
+        """Switch to training mode.
+
+        Returns:
+            ``self``, so that ``layer.train().forward(x)`` chains.
+        """
         self.training = True
         return self
 
     def eval(self) -> Layer:
-        """Switch to inference mode; returns ``self``."""
+        """Switch to inference mode.
+
+        Returns:
+            ``self``.
+        """
         self.training = False
         return self
 
     def forward(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
-        """Compute the output for input ``x`` and cache what :meth:`backward` needs."""
+        """Compute the output for input ``x`` and cache what :meth:`backward` needs.
+
+        Args:
+            x: Input, e.g. ``(N, D)``.
+
+        Returns:
+            The layer's output.
+        """
         raise NotImplementedError
 
     def backward(self, dout: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
-        """Return ``dL/dx`` given ``dout = dL/dout`` (and fill :attr:`grads`)."""
+        """Back-propagate through the last :meth:`forward` (and fill :attr:`grads`).
+
+        Args:
+            dout: ``dL/dout``, the shape of the last output.
+
+        Returns:
+            ``dL/dx``, the shape of the last input.
+        """
         raise NotImplementedError
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -101,7 +124,7 @@ class Linear(Layer):
         *,
         init: str = "he",
         rng: np.random.Generator | int | None = None,
-        dtype=np.float32,
+        dtype: npt.DTypeLike = np.float32,
     ) -> None:
         super().__init__()
         self.in_features = check_positive_int(in_features, "in_features")
@@ -122,7 +145,17 @@ class Linear(Layer):
         self._x: np.ndarray | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Return ``x W + b`` for ``x`` of shape ``(N, D)``."""
+        """Compute ``x W + b`` and cache ``x`` for :meth:`backward`.
+
+        Args:
+            x: Input ``(N, D)`` (integer input is converted to float64).
+
+        Returns:
+            ``(N, H)`` (float32 for float32 input and parameters; NumPy promotes mixed dtypes).
+
+        Raises:
+            ValueError: ``x`` is not of shape ``(N, D)``.
+        """
         x = as_float_array(x)
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(
@@ -132,7 +165,18 @@ class Linear(Layer):
         return x @ self.params["W"] + self.params["b"]
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Fill ``grads["W"]``, ``grads["b"]`` and return ``dx = dout W^T`` ``(N, D)``."""
+        """Fill ``grads["W"] = x^T dout`` and ``grads["b"] = sum_n dout``; return ``dx``.
+
+        Args:
+            dout: ``dL/dout`` of shape ``(N, H)``.
+
+        Returns:
+            ``dx = dout W^T`` of shape ``(N, D)``.
+
+        Raises:
+            RuntimeError: Called before :meth:`forward`.
+            ValueError: ``dout`` is not of shape ``(N, H)``.
+        """
         x = self._cached("_x")
         dout = as_float_array(dout, "dout")
         if dout.shape != (x.shape[0], self.out_features):
@@ -151,22 +195,41 @@ class Linear(Layer):
 
 
 class ReLU(Layer):
-    """Rectified linear unit ``max(0, x)``, elementwise.
+    """Rectified linear unit ``y = max(0, x)``, elementwise.
 
-    Backward: ``dx = dout * [x > 0]`` (the subgradient 0 is used at ``x == 0``).
+    Shapes:
+        Any; output and gradient have the shape and floating dtype of the input.
+
+    Backward:
+        ``dx = dout * [x > 0]`` (the subgradient 0 is used at ``x == 0``).
 
     References:
-        Nair & Hinton (2010), "Rectified Linear Units Improve Restricted Boltzmann Machines".
+        Nair & Hinton (2010), "Rectified Linear Units Improve Restricted
+        Boltzmann Machines", ICML.
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Return ``max(0, x)`` with the shape and dtype of ``x``."""
+        """Compute ``max(0, x)`` and cache where ``x > 0``.
+
+        Args:
+            x: Input of any shape, e.g. ``(N, D)``.
+
+        Returns:
+            ``max(0, x)``, with the shape and floating dtype of ``x``.
+        """
         x = as_float_array(x)
         self._positive = x > 0
         return np.where(self._positive, x, x.dtype.type(0))
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Return ``dout * [x > 0]``."""
+        """Gradient through the ReLU.
+
+        Args:
+            dout: ``dL/dy``, the shape of the last input.
+
+        Returns:
+            ``dx = dout * [x > 0]``, with the shape and floating dtype of ``dout``.
+        """
         positive = self._cached("_positive")
         dout = as_float_array(dout, "dout")
         return np.where(positive, dout, dout.dtype.type(0))
@@ -175,11 +238,29 @@ class ReLU(Layer):
 class Sigmoid(Layer):
     """Logistic sigmoid ``s = 1 / (1 + exp(-x))``, elementwise.
 
-    Backward: ``dx = dout * s * (1 - s)``. Computed without overflow for large ``|x|``.
+    Computed as ``1 / (1 + e)`` for ``x >= 0`` and ``e / (1 + e)`` for ``x < 0``
+    with ``e = exp(-|x|)``, so large ``|x|`` never overflows.
+
+    Shapes:
+        Any; output and gradient have the shape and floating dtype of the input.
+
+    Backward:
+        ``dx = dout * s * (1 - s)``.
+
+    References:
+        Goodfellow, Bengio & Courville (2016), *Deep Learning*, §6.3.2
+        (logistic sigmoid and hyperbolic tangent).
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Return ``1 / (1 + exp(-x))`` with the shape and dtype of ``x``."""
+        """Compute ``s = 1 / (1 + exp(-x))`` and cache ``s``.
+
+        Args:
+            x: Input of any shape, e.g. ``(N, D)``.
+
+        Returns:
+            ``s`` in ``[0, 1]``, with the shape and floating dtype of ``x``.
+        """
         x = as_float_array(x)
         # exp of a non-positive number only, so large |x| never overflows
         e = np.exp(-np.abs(x))
@@ -188,21 +269,54 @@ class Sigmoid(Layer):
         return s
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Return ``dout * s * (1 - s)``."""
+        """Gradient through the sigmoid.
+
+        Args:
+            dout: ``dL/ds``, the shape of the last input.
+
+        Returns:
+            ``dx = dout * s * (1 - s)``, the shape of ``dout``.
+        """
         s = self._cached("_s")
         return as_float_array(dout, "dout") * s * (1 - s)
 
 
 class Tanh(Layer):
-    """Hyperbolic tangent ``t = tanh(x)``, elementwise. Backward: ``dx = dout * (1 - t^2)``."""
+    """Hyperbolic tangent ``t = tanh(x)``, elementwise.
+
+    Shapes:
+        Any; output and gradient have the shape and floating dtype of the input.
+
+    Backward:
+        ``dx = dout * (1 - t^2)``.
+
+    References:
+        LeCun, Bottou, Orr & Müller (1998), "Efficient BackProp", in *Neural
+        Networks: Tricks of the Trade*; Goodfellow, Bengio & Courville (2016),
+        *Deep Learning*, §6.3.2.
+    """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Return ``tanh(x)`` with the shape and dtype of ``x``."""
+        """Compute ``t = tanh(x)`` and cache ``t``.
+
+        Args:
+            x: Input of any shape, e.g. ``(N, D)``.
+
+        Returns:
+            ``t`` in ``[-1, 1]``, with the shape and floating dtype of ``x``.
+        """
         x = as_float_array(x)
         self._t = np.tanh(x)
         return self._t
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Return ``dout * (1 - tanh(x)^2)``."""
+        """Gradient through the tanh.
+
+        Args:
+            dout: ``dL/dt``, the shape of the last input.
+
+        Returns:
+            ``dx = dout * (1 - t^2)``, the shape of ``dout``.
+        """
         t = self._cached("_t")
         return as_float_array(dout, "dout") * (1 - t * t)
