@@ -6,6 +6,8 @@ References:
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
 from dlcourse._checks import as_float_array
@@ -22,6 +24,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
     Returns:
         Probabilities of the same shape and floating dtype, each row summing to 1.
+
+    References:
+        Bridle (1990), "Probabilistic Interpretation of Feedforward
+        Classification Network Outputs", in *Neurocomputing*; Goodfellow,
+        Bengio & Courville (2016), *Deep Learning*, §6.2.2.3.
     """
     z = as_float_array(logits, "logits")
     e = np.exp(z - z.max(axis=-1, keepdims=True))
@@ -42,6 +49,18 @@ def _check_labels(y: object, n: int, c: int) -> np.ndarray:
     return y
 
 
+class Loss(Protocol):
+    """What :func:`~dlcourse.scratch.training.fit` and ``evaluate`` need of a loss."""
+
+    def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
+        """Mean loss of ``logits`` ``(N, C)`` for labels ``y`` ``(N,)``; caches for backward."""
+        ...
+
+    def backward(self) -> np.ndarray:
+        """``dL/dlogits`` ``(N, C)`` of the last :meth:`forward`."""
+        ...
+
+
 class SoftmaxCrossEntropy:
     """Mean cross-entropy of a softmax over logits, with its gradient.
 
@@ -55,6 +74,9 @@ class SoftmaxCrossEntropy:
         >>> value = loss.forward(np.zeros((2, 4)), np.array([0, 3]))
         >>> round(value, 6) == round(float(np.log(4)), 6)
         True
+
+    References:
+        Goodfellow, Bengio & Courville (2016), *Deep Learning*, §6.2.2.3.
     """
 
     def __init__(self) -> None:
@@ -62,7 +84,20 @@ class SoftmaxCrossEntropy:
         self._y: np.ndarray | None = None
 
     def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
-        """Return the mean loss of ``logits`` ``(N, C)`` for integer labels ``y`` ``(N,)``."""
+        """Mean cross-entropy ``L = (1/N) sum_n (logsumexp(z_n) - z_n[y_n])``.
+
+        Caches ``softmax(logits)`` and ``y`` for :meth:`backward`.
+
+        Args:
+            logits: Scores ``z`` of shape ``(N, C)``.
+            y: Integer labels ``(N,)`` in ``[0, C)``.
+
+        Returns:
+            ``L`` as a Python float (``0.0`` for ``N == 0``).
+
+        Raises:
+            ValueError: ``logits`` is not 2-D, or ``y`` is not ``N`` integer labels in ``[0, C)``.
+        """
         z = as_float_array(logits, "logits")
         if z.ndim != 2:
             raise ValueError(f"logits must have shape (N, C); received logits of shape {z.shape}")
@@ -77,7 +112,14 @@ class SoftmaxCrossEntropy:
     __call__ = forward
 
     def backward(self) -> np.ndarray:
-        """Return ``dL/dlogits = (softmax(logits) - onehot(y)) / N``, shape ``(N, C)``."""
+        """Gradient of the last :meth:`forward`'s loss with respect to its logits.
+
+        Returns:
+            ``dL/dz = (softmax(z) - onehot(y)) / N``, shape ``(N, C)``.
+
+        Raises:
+            RuntimeError: Called before :meth:`forward`.
+        """
         if self._probs is None or self._y is None:
             raise RuntimeError("SoftmaxCrossEntropy.backward called before forward")
         d = self._probs.copy()
