@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from dlcourse._checks import as_rng, check_choice, check_positive_int, check_rate
 from dlcourse.scratch.dropout import Dropout
 from dlcourse.scratch.layers import Layer, Linear, ReLU, Sigmoid, Tanh
-from dlcourse.scratch.losses import SoftmaxCrossEntropy, softmax
+from dlcourse.scratch.losses import Loss, SoftmaxCrossEntropy, softmax
 
 ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh}
 
@@ -49,14 +50,22 @@ class Sequential:
         self.training = True
 
     def train(self) -> Sequential:
-        """Put every layer in training mode (dropout drops); returns ``self``."""
+        """Put every layer in training mode (dropout drops).
+
+        Returns:
+            ``self``.
+        """
         self.training = True
         for layer in self.layers:
             layer.train()
         return self
 
     def eval(self) -> Sequential:
-        """Put every layer in inference mode (dropout is the identity); returns ``self``."""
+        """Put every layer in inference mode (dropout is the identity).
+
+        Returns:
+            ``self``.
+        """
         self.training = False
         for layer in self.layers:
             layer.eval()
@@ -69,7 +78,16 @@ class Sequential:
             self.eval()
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Run ``x`` ``(N, D)`` through every layer; returns the last layer's output."""
+        """Run ``x`` through every layer in order, in the current mode.
+
+        Each layer caches what :meth:`backward` needs (dropout its mask).
+
+        Args:
+            x: Inputs ``(N, D)``.
+
+        Returns:
+            The last layer's output, e.g. logits ``(N, C)``.
+        """
         for layer in self.layers:
             x = layer.forward(x)
         return x
@@ -77,13 +95,25 @@ class Sequential:
     __call__ = forward
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Back-propagate ``dout`` through the layers in reverse; returns ``dL/dx``."""
+        """Back-propagate through the layers in reverse, filling every layer's ``grads``.
+
+        Args:
+            dout: ``dL/dout`` for the last :meth:`forward`'s output, e.g. ``(N, C)``.
+
+        Returns:
+            ``dL/dx``, the shape of the last input ``(N, D)``.
+        """
         for layer in reversed(self.layers):
             dout = layer.backward(dout)
         return dout
 
     def parameters(self) -> Iterator[tuple[Layer, str]]:
-        """Yield ``(layer, name)`` for every parameter ``layer.params[name]``."""
+        """Every parameter, as the layer holding it and its key.
+
+        Returns:
+            An iterator of ``(layer, name)`` pairs, one per ``layer.params[name]``,
+            in layer order (what an optimiser's ``step`` walks).
+        """
         for layer in self.layers:
             for name in layer.params:
                 yield layer, name
@@ -99,11 +129,23 @@ class Sequential:
                 dropout on (``True``, one Monte-Carlo sample). The model's
                 mode is restored afterwards.
             batch_size: Evaluate in chunks of this many rows (``None``: all at once).
+
+        Returns:
+            ``softmax(logits)`` of shape ``(N, C)``, each row summing to 1.
         """
         return softmax(self._logits(x, training=training, batch_size=batch_size))
 
     def predict(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        """Predicted labels ``(N,)``: the argmax of the logits (inference mode by default)."""
+        """Predicted labels: the argmax of the logits.
+
+        Args:
+            x: Inputs ``(N, D)``.
+            training: Inference mode (``False``, the default) or dropout on
+                (``True``); the model's mode is restored afterwards.
+
+        Returns:
+            Integer labels ``(N,)``.
+        """
         return self._logits(x, training=training).argmax(axis=1)
 
     def _logits(self, x, *, training: bool, batch_size: int | None = None) -> np.ndarray:
@@ -119,7 +161,9 @@ class Sequential:
         finally:
             self._set_mode(previous)
 
-    def evaluate(self, x: np.ndarray, y: np.ndarray, *, loss=None) -> dict[str, float]:
+    def evaluate(
+        self, x: np.ndarray, y: np.ndarray, *, loss: Loss | None = None
+    ) -> dict[str, float]:
         """Loss and accuracy on ``(x, y)`` in inference mode (the mode is restored).
 
         Args:
@@ -156,7 +200,7 @@ def mlp(
     activation: str = "relu",
     init: str = "he",
     rng: np.random.Generator | int | None = None,
-    dtype=np.float32,
+    dtype: npt.DTypeLike = np.float32,
 ) -> Sequential:
     """Build a multilayer perceptron with dropout after every hidden activation.
 
