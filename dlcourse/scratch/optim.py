@@ -25,8 +25,12 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable
+from typing import Protocol
 
 import numpy as np
+
+from dlcourse.scratch.layers import Layer
 
 
 def _check_nonneg(value: object, name: str, *, positive: bool = False) -> float:
@@ -44,14 +48,35 @@ def _is_weight(array: np.ndarray) -> bool:
 
 
 def apply_max_norm(w: np.ndarray, max_norm: float) -> None:
-    """Rescale, in place, each column of ``w`` ``(D, H)`` whose L2 norm exceeds ``max_norm``.
+    """Rescale, in place, each column of ``w`` whose L2 norm exceeds ``max_norm``.
 
     Formula: ``w_j <- w_j * min(1, c / ||w_j||_2)`` for every unit ``j`` (the
-    norm is taken over all axes but the last).
+    norm is taken over all axes but the last); columns inside the ball are
+    left exactly as they are.
+
+    Args:
+        w: Weights ``(D, H)`` (column ``j`` is unit ``j``'s incoming weights),
+            or any shape whose last axis indexes the units; a writable
+            floating array, modified in place (dtype kept).
+        max_norm: The bound ``c > 0``.
+
+    Returns:
+        ``None``; ``w`` itself is updated.
+
+    References:
+        Srivastava et al. (2014), JMLR 15, §5.1.
     """
     norms = np.sqrt((w.reshape(-1, w.shape[-1]) ** 2).sum(axis=0))
     factor = np.minimum(1.0, max_norm / np.maximum(norms, 1e-12)).astype(w.dtype)
     w *= factor
+
+
+class HasParameters(Protocol):
+    """What :meth:`Optimizer.step` needs of a model, e.g. a ``Sequential``."""
+
+    def parameters(self) -> Iterable[tuple[Layer, str]]:
+        """``(layer, name)`` for every ``layer.params[name]`` (with ``layer.grads[name]``)."""
+        ...
 
 
 class Optimizer:
@@ -76,8 +101,20 @@ class Optimizer:
             return g + p.dtype.type(self.weight_decay) * p
         return g
 
-    def step(self, model) -> None:
-        """Update every parameter of ``model`` in place from its ``grads``."""
+    def step(self, model: HasParameters) -> None:
+        """Update every parameter of ``model`` in place from its ``grads``.
+
+        For each ``(layer, name)``: ``g = grads[name] (+ weight_decay * W)``,
+        ``params[name] -= update(g)`` (the subclass' rule), then the max-norm
+        projection on weights. State (momentum, moments) is kept per parameter.
+
+        Args:
+            model: Anything whose ``parameters()`` yields ``(layer, name)``
+                pairs, after a ``backward`` has filled the gradients.
+
+        Returns:
+            ``None``; the parameters are updated in place.
+        """
         self.iterations += 1
         for layer, name in model.parameters():
             p = layer.params[name]
