@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
 from dlcourse._checks import as_float_array, as_rng, check_positive_int
-from dlcourse.scratch.losses import SoftmaxCrossEntropy
+from dlcourse.scratch.losses import Loss, SoftmaxCrossEntropy
+from dlcourse.scratch.optim import HasParameters
 
 
 @dataclass
@@ -32,8 +34,38 @@ class History:
     epoch: list[int] = field(default_factory=list)
 
     def last(self) -> dict[str, float]:
-        """The metrics of the last epoch."""
+        """The metrics of the last epoch.
+
+        Returns:
+            ``{name: value}`` for every metric recorded so far (empty before the first epoch).
+        """
         return {k: v[-1] for k, v in self.history.items() if v}
+
+
+class Trainable(HasParameters, Protocol):
+    """What :func:`fit` needs of a model; a :class:`~dlcourse.scratch.model.Sequential` has it all.
+
+    ``forward``/``backward`` as in :class:`~dlcourse.scratch.layers.Layer`,
+    ``train``/``eval`` set the mode, ``evaluate`` returns ``{"loss", "accuracy"}``
+    in inference mode, ``parameters`` as in :class:`~dlcourse.scratch.optim.HasParameters`.
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray: ...
+
+    def backward(self, dout: np.ndarray) -> np.ndarray: ...
+
+    def train(self) -> object: ...
+
+    def eval(self) -> object: ...
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, *, loss: Loss | None = None
+                 ) -> dict[str, float]: ...
+
+
+class Steppable(Protocol):
+    """What :func:`fit` needs of an optimiser (:class:`~dlcourse.scratch.optim.SGD`, ``Adam``)."""
+
+    def step(self, model: HasParameters) -> None: ...
 
 
 def _progress(epoch: int, epochs: int, metrics: dict[str, float], stream=None) -> None:
@@ -47,12 +79,12 @@ def _progress(epoch: int, epochs: int, metrics: dict[str, float], stream=None) -
 
 
 def fit(
-    model,
+    model: Trainable,
     x: np.ndarray,
     y: np.ndarray,
     *,
-    optimizer,
-    loss=None,
+    optimizer: Steppable,
+    loss: Loss | None = None,
     epochs: int = 10,
     batch_size: int = 64,
     validation_data: tuple[np.ndarray, np.ndarray] | None = None,
