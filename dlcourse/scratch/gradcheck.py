@@ -23,11 +23,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dlcourse._checks import as_float_array, as_rng
-from dlcourse.scratch.losses import SoftmaxCrossEntropy
+from dlcourse.scratch.losses import Loss, SoftmaxCrossEntropy
+
+if TYPE_CHECKING:  # annotations only: model.py need not be imported here
+    from dlcourse.scratch.layers import Layer
+    from dlcourse.scratch.model import Sequential
 
 
 def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, *,
@@ -44,7 +49,15 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, *,
         h: Step size.
 
     Returns:
-        ``grad`` of the shape of ``x``: ``(f(x + h e_i) - f(x - h e_i)) / (2h)``.
+        ``grad`` of the shape of ``x`` (float64):
+        ``grad_i = (f(x + h e_i) - f(x - h e_i)) / (2h)``.
+
+    Raises:
+        TypeError: ``x`` is not a floating NumPy array.
+
+    References:
+        CS231n, "Gradient checks" (Stanford course notes); Goodfellow, Bengio &
+        Courville (2016), *Deep Learning*, §11.5.
     """
     if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"x must be a floating numpy array; received x={type(x).__name__}")
@@ -69,8 +82,18 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     zero up to rounding (e.g. gradients of dropped units) do not dominate.
     Two zero arrays have error 0.
 
+    Args:
+        a: An array, e.g. the analytic gradient.
+        b: An array of the same shape, e.g. the numerical gradient.
+
     Returns:
         A float in ``[0, 1]``; below ``1e-6`` is a pass in float64.
+
+    Raises:
+        ValueError: ``a`` and ``b`` differ in shape.
+
+    References:
+        CS231n, "Gradient checks" (Stanford course notes), "use relative error".
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -94,7 +117,7 @@ def _to_float64(obj):
     return clone
 
 
-def check_layer(layer, x: np.ndarray, *, rng: np.random.Generator | int | None = None,
+def check_layer(layer: Layer, x: np.ndarray, *, rng: np.random.Generator | int | None = None,
                 h: float = 1e-5) -> dict[str, float]:
     """Compare a layer's backward pass with finite differences.
 
@@ -111,6 +134,10 @@ def check_layer(layer, x: np.ndarray, *, rng: np.random.Generator | int | None =
     Returns:
         ``{"x": err, **{name: err for each parameter}}``, relative errors
         (see :func:`relative_error`).
+
+    References:
+        CS231n, "Gradient checks" (Stanford course notes); Goodfellow, Bengio &
+        Courville (2016), *Deep Learning*, §11.5.
     """
     work = _to_float64(layer)
     x = np.array(as_float_array(x), dtype=np.float64)  # a copy we may perturb
@@ -129,8 +156,8 @@ def check_layer(layer, x: np.ndarray, *, rng: np.random.Generator | int | None =
     return errors
 
 
-def check_model(model, x: np.ndarray, y: np.ndarray, *, loss=None,
-                h: float = 1e-5) -> dict[str, float]:
+def check_model(model: Sequential, x: np.ndarray, y: np.ndarray, *,
+                loss: Loss | None = None, h: float = 1e-5) -> dict[str, float]:
     """Compare a whole model's backward pass (loss included) with finite differences.
 
     Every dropout mask is drawn once and then held fixed, so the check is of
@@ -147,6 +174,10 @@ def check_model(model, x: np.ndarray, y: np.ndarray, *, loss=None,
     Returns:
         ``{"x": err, "<i>.<name>": err, ...}`` with ``i`` the layer's index in
         ``model.layers`` (e.g. ``"0.W"``).
+
+    References:
+        CS231n, "Gradient checks" (Stanford course notes); Goodfellow, Bengio &
+        Courville (2016), *Deep Learning*, §11.5.
     """
     work = _to_float64(model)
     loss = SoftmaxCrossEntropy() if loss is None else copy.deepcopy(loss)
