@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -44,7 +45,9 @@ from dlcourse.scratch.layers import Layer
 MODES = ("inverted", "weight_scaling")
 
 
-def resolve_noise_shape(shape: tuple[int, ...], noise_shape) -> tuple[int, ...]:
+def resolve_noise_shape(
+    shape: tuple[int, ...], noise_shape: Sequence[int | None] | None
+) -> tuple[int, ...]:
     """Return the shape of the mask for an input of ``shape``.
 
     ``noise_shape`` follows Keras: one entry per axis, each either the axis'
@@ -174,7 +177,7 @@ def dropout_forward(
     *,
     training: bool = True,
     rng: np.random.Generator | int | None = None,
-    noise_shape=None,
+    noise_shape: Sequence[int | None] | None = None,
     mode: str = "inverted",
     mask: np.ndarray | None = None,
     draw: str = "fast",
@@ -275,6 +278,10 @@ def dropout_backward(dout: np.ndarray, cache: dict[str, Any]) -> np.ndarray:
 
     Formula:
         ``out = x * m * scale`` is linear in ``x``, so ``dL/dx = dL/dout * m * scale``.
+
+    References:
+        Srivastava et al. (2014), JMLR 15, §5.1 (backpropagation through the
+        thinned network); CS231n, "Neural Networks Part 2" (course notes).
     """
     dout = as_float_array(dout, "dout")
     if dout.shape != tuple(cache["shape"]):
@@ -331,8 +338,15 @@ class Dropout(Layer):
         Srivastava et al. (2014), JMLR 15.
     """
 
-    def __init__(self, rate: float, *, rng=None, noise_shape=None, mode: str = "inverted",
-                 draw: str = "fast"):
+    def __init__(
+        self,
+        rate: float,
+        *,
+        rng: np.random.Generator | int | None = None,
+        noise_shape: Sequence[int | None] | None = None,
+        mode: str = "inverted",
+        draw: str = "fast",
+    ) -> None:
         super().__init__()
         self.rate = check_rate(rate)
         self.mode = check_choice(mode, "mode", MODES)
@@ -349,14 +363,22 @@ class Dropout(Layer):
         return 1.0 - self.rate
 
     def freeze(self) -> Dropout:
-        """Hold the mask fixed (see the class docstring); returns ``self``."""
+        """Hold the mask fixed (see the class docstring).
+
+        Returns:
+            ``self``.
+        """
         self.frozen = True
         if self._held_mask is None and self.cache is not None:
             self._held_mask = self.cache["mask"]
         return self
 
     def unfreeze(self) -> Dropout:
-        """Draw a fresh mask on every training-mode forward again; returns ``self``."""
+        """Draw a fresh mask on every training-mode forward again.
+
+        Returns:
+            ``self``.
+        """
         self.frozen = False
         self._held_mask = None
         return self
@@ -368,6 +390,9 @@ class Dropout(Layer):
             x: Input of any shape.
             training: Override the layer's mode for this call (Keras'
                 ``layer(x, training=...)``); ``None`` uses :attr:`training`.
+
+        Returns:
+            ``out`` of :func:`dropout_forward`: the shape and floating dtype of ``x``.
         """
         training = self.training if training is None else training
         held = self._held_mask if (self.frozen and training) else None
@@ -384,7 +409,17 @@ class Dropout(Layer):
         return self.forward(x) if training is None else self.forward(x, training=training)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Gradient with respect to the last forward input (see :func:`dropout_backward`)."""
+        """Gradient with respect to the last forward input (see :func:`dropout_backward`).
+
+        Args:
+            dout: ``dL/dout``, the shape of the last input.
+
+        Returns:
+            ``dx = dout * m * scale``: zero exactly where the last forward dropped.
+
+        Raises:
+            RuntimeError: Called before :meth:`forward`.
+        """
         if self.cache is None:
             raise RuntimeError("Dropout.backward called before forward")
         return dropout_backward(dout, self.cache)
