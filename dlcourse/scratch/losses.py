@@ -53,11 +53,23 @@ class Loss(Protocol):
     """What :func:`~dlcourse.scratch.training.fit` and ``evaluate`` need of a loss."""
 
     def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
-        """Mean loss of ``logits`` ``(N, C)`` for labels ``y`` ``(N,)``; caches for backward."""
+        """Mean loss over the batch, caching what :meth:`backward` needs.
+
+        Args:
+            logits: ``(N, C)`` scores.
+            y: Integer labels ``(N,)``.
+
+        Returns:
+            The mean loss, a Python float.
+        """
         ...
 
     def backward(self) -> np.ndarray:
-        """``dL/dlogits`` ``(N, C)`` of the last :meth:`forward`."""
+        """Gradient of the last :meth:`forward`'s loss.
+
+        Returns:
+            ``dL/dlogits``, shape ``(N, C)``.
+        """
         ...
 
 

@@ -75,7 +75,11 @@ class HasParameters(Protocol):
     """What :meth:`Optimizer.step` needs of a model, e.g. a ``Sequential``."""
 
     def parameters(self) -> Iterable[tuple[Layer, str]]:
-        """``(layer, name)`` for every ``layer.params[name]`` (with ``layer.grads[name]``)."""
+        """The parameters to update.
+
+        Returns:
+            ``(layer, name)`` for every ``layer.params[name]`` (with ``layer.grads[name]``).
+        """
         ...
 
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dlcourse._checks import as_float_array, as_rng, check_positive_int
 from dlcourse.scratch.losses import Loss, SoftmaxCrossEntropy
-from dlcourse.scratch.optim import HasParameters
+
+if TYPE_CHECKING:  # annotations only; any object with the same methods works
+    from dlcourse.scratch.model import Sequential
+    from dlcourse.scratch.optim import Optimizer
 
 
 @dataclass
@@ -42,32 +45,6 @@ class History:
         return {k: v[-1] for k, v in self.history.items() if v}
 
 
-class Trainable(HasParameters, Protocol):
-    """What :func:`fit` needs of a model; a :class:`~dlcourse.scratch.model.Sequential` has it all.
-
-    ``forward``/``backward`` as in :class:`~dlcourse.scratch.layers.Layer`,
-    ``train``/``eval`` set the mode, ``evaluate`` returns ``{"loss", "accuracy"}``
-    in inference mode, ``parameters`` as in :class:`~dlcourse.scratch.optim.HasParameters`.
-    """
-
-    def forward(self, x: np.ndarray) -> np.ndarray: ...
-
-    def backward(self, dout: np.ndarray) -> np.ndarray: ...
-
-    def train(self) -> object: ...
-
-    def eval(self) -> object: ...
-
-    def evaluate(self, x: np.ndarray, y: np.ndarray, *, loss: Loss | None = None
-                 ) -> dict[str, float]: ...
-
-
-class Steppable(Protocol):
-    """What :func:`fit` needs of an optimiser (:class:`~dlcourse.scratch.optim.SGD`, ``Adam``)."""
-
-    def step(self, model: HasParameters) -> None: ...
-
-
 def _progress(epoch: int, epochs: int, metrics: dict[str, float], stream=None) -> None:
     stream = sys.stdout if stream is None else stream
     width = 20
@@ -79,11 +56,11 @@ def _progress(epoch: int, epochs: int, metrics: dict[str, float], stream=None) -
 
 
 def fit(
-    model: Trainable,
+    model: Sequential,
     x: np.ndarray,
     y: np.ndarray,
     *,
-    optimizer: Steppable,
+    optimizer: Optimizer,
     loss: Loss | None = None,
     epochs: int = 10,
     batch_size: int = 64,
