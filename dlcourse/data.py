@@ -8,6 +8,12 @@
   :class:`DatasetUnavailableError` when it cannot be had, or falls back to
   digits with a warning where asked.
 * Helpers: :func:`flatten`, :func:`standardize`, :func:`one_hot`.
+
+References:
+    Alpaydin & Kaynak (1998), "Optical Recognition of Handwritten Digits", UCI
+    Machine Learning Repository (the digits); LeCun, Bottou, Bengio & Haffner
+    (1998), "Gradient-Based Learning Applied to Document Recognition", Proc.
+    IEEE 86 (MNIST).
 """
 
 from __future__ import annotations
@@ -131,6 +137,10 @@ def load_digits(
         ValueError: A value out of range, e.g. a negative ``seed``, fractions
             that leave no training images, or ``n_train`` below 10 or above the
             number of training images (1,077 with the default fractions).
+
+    References:
+        Alpaydin & Kaynak (1998), UCI Machine Learning Repository;
+        ``sklearn.datasets.load_digits``.
     """
     return _load_digits(val_fraction=val_fraction, test_fraction=test_fraction,
                         n_train=n_train, seed=seed, flatten=flatten, scale=scale,
@@ -262,6 +272,9 @@ def load_mnist(
         TypeError: An argument of the wrong type.
         ValueError: A value out of range, e.g. a negative ``seed``, ``n_train``
             below 10, or (without a fallback) above the number of training images.
+
+    References:
+        LeCun et al. (1998), Proc. IEEE 86; ``keras.datasets.mnist.load_data``.
     """
     val_fraction = _check_fraction(val_fraction, "val_fraction")
     seed = _check_seed(seed)

@@ -68,6 +68,10 @@ def resolve_noise_shape(
         TypeError: ``noise_shape`` is not a sequence.
         ValueError: ``noise_shape`` has the wrong length or an entry that is
             neither the axis' size, 1, nor ``None``.
+
+    References:
+        ``keras.layers.Dropout(noise_shape=...)``; Tompson et al. (2015), CVPR
+        (spatial dropout); Gal & Ghahramani (2016), NeurIPS (time-shared masks).
     """
     if noise_shape is None:
         return tuple(shape)
@@ -112,6 +116,10 @@ def bernoulli_keep_mask(shape: tuple[int, ...], rate: float, rng: np.random.Gene
 
     Returns:
         A ``bool`` array of ``shape``.
+
+    References:
+        Srivastava et al. (2014), JMLR 15, §4 (``r_j ~ Bernoulli(p)``, ``p`` the
+        keep probability there).
     """
     return rng.random(shape, dtype=np.float32) >= np.float32(rate)
 

@@ -94,6 +94,9 @@ def fit(
 
     Returns:
         A :class:`History`.
+
+    References:
+        Goodfellow, Bengio & Courville (2016), *Deep Learning*, §8.1.3.
     """
     x = as_float_array(x)
     y = np.asarray(y)
