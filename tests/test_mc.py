@@ -99,7 +99,7 @@ def test_numpy_mc_predict_only_dropout_layers_train():
 
 # ---------------------------------------------------------------- PyTorch
 @pytest.mark.torch
-def test_torch_mc_predict_keeps_batchnorm_in_eval():
+def test_torch_mc_predict_keeps_batchnorm_in_eval_while_dropout_is_active():
     torch = pytest.importorskip("torch")
     from torch import nn
 
@@ -107,22 +107,91 @@ def test_torch_mc_predict_keeps_batchnorm_in_eval():
 
     torch.manual_seed(0)
     bn = nn.BatchNorm1d(8)
-    net = nn.Sequential(nn.Linear(5, 8), bn, nn.ReLU(), nn.Dropout(0.0), nn.Linear(8, 3))
+    drop = nn.Dropout(0.5)
+    net = nn.Sequential(nn.Linear(5, 8), bn, nn.ReLU(), drop, nn.Linear(8, 3))
     with torch.no_grad():
         bn.running_mean.uniform_(-1, 1)
         bn.running_var.uniform_(0.5, 2)
     x = torch.randn(6, 5)
-    stats = (bn.running_mean.clone(), bn.running_var.clone())
+    stats = (bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone())
+    seen = []
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.append((type(m).__name__, m.training, o)))
+             for m in (bn, drop)]
     net.train()
-    pred = torch_mc(net, x, 4, seed=0)
-    net.eval()
-    expected = torch.softmax(net(x), -1).detach().numpy()
-    # dropout rate 0: every sample is the eval network; batch statistics would differ
-    assert np.allclose(pred.samples, expected, atol=1e-6)
+    pred = torch_mc(net, x, 8, seed=0)
+    for hook in hooks:
+        hook.remove()
+    assert {(name, mode) for name, mode, _ in seen} == {("BatchNorm1d", False), ("Dropout", True)}
+    # dropout is active: the samples differ ...
+    assert np.all(pred.std.max(axis=0) > 1e-3) and len({s.tobytes() for s in pred.samples}) == 8
+    # ... while BatchNorm normalises with its running statistics, not the batch's ...
+    h = net[0](x).detach()
+    running = (h - stats[0]) / torch.sqrt(stats[1] + bn.eps) * bn.weight + bn.bias
+    batch = (h - h.mean(0)) / torch.sqrt(h.var(0, unbiased=False) + bn.eps) * bn.weight + bn.bias
+    for name, _, out in seen:
+        if name == "BatchNorm1d":
+            assert torch.allclose(out, running, atol=1e-5) and not torch.allclose(out, batch, atol=0.1)
+    # ... and does not update them
     assert torch.equal(bn.running_mean, stats[0]) and torch.equal(bn.running_var, stats[1])
-    net.train()
+    assert torch.equal(bn.num_batches_tracked, stats[2])
+    assert all(m.training for m in net.modules())  # modes restored
+    net.eval()
     torch_mc(net, x, 2, seed=0)
-    assert all(m.training for m in net.modules())
+    assert not any(m.training for m in net.modules())
+
+
+@pytest.mark.torch
+def test_torch_mc_predict_switches_on_only_the_module_not_its_children():
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    from dlcourse.torch import DropPath
+    from dlcourse.torch import mc_predict as torch_mc
+
+    class Branch(DropPath):  # a stochastic module holding a BatchNorm child
+        def __init__(self):
+            super().__init__(0.5)
+            self.bn = nn.BatchNorm1d(3)
+
+        def forward(self, x):
+            return super().forward(self.bn(x))
+
+    net = nn.Sequential(nn.Linear(4, 3), Branch())
+    net.train()
+    torch_mc(net, torch.randn(5, 4), 3, seed=0)
+    assert int(net[1].bn.num_batches_tracked) == 0  # the child BatchNorm stayed in eval
+
+
+@pytest.mark.torch
+def test_torch_mc_predict_switches_on_lstm_dropout_between_layers():
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    from dlcourse.torch import mc_predict as torch_mc
+
+    class Net(nn.Module):
+        def __init__(self, dropout):
+            super().__init__()
+            self.lstm = nn.LSTM(3, 6, num_layers=2, dropout=dropout, batch_first=True)
+            self.head = nn.Linear(6, 4)
+
+        def forward(self, x):
+            return self.head(self.lstm(x)[0][:, -1])
+
+    torch.manual_seed(0)
+    x = torch.randn(5, 7, 3)
+    net = Net(0.5).eval()
+    state = torch.get_rng_state()
+    a, b = (torch_mc(net, x, 6, seed=1) for _ in range(2))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert np.array_equal(a.samples, b.samples)  # seeded
+    assert np.all(a.std.max(axis=0) > 1e-4)  # the LSTM's dropout= is on
+    assert not net.lstm.training  # mode restored
+    still = Net(0.0)
+    still.load_state_dict(net.state_dict())
+    c = torch_mc(still.eval(), x, 3, seed=1)
+    assert np.allclose(c.std, 0, atol=1e-6)  # one-layer or dropout=0: training mode changes nothing
+    assert np.allclose(c.mean, torch.softmax(still(x), -1).detach().numpy(), atol=1e-6)
 
 
 @pytest.mark.torch
@@ -137,12 +206,33 @@ def test_torch_mc_predict_is_seeded():
     net = nn.Sequential(DropConnectLinear(5, 16, 0.3), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
     net.eval()
     x = torch.randn(4, 5)
-    state = torch.get_rng_state()
+    state, initial = torch.get_rng_state(), torch.initial_seed()
     a, b, c = (torch_mc(net, x, 10, seed=s) for s in (1, 1, 2))
-    assert torch.equal(torch.get_rng_state(), state)  # global RNG untouched
+    assert torch.equal(torch.get_rng_state(), state) and torch.initial_seed() == initial
     assert np.array_equal(a.samples, b.samples) and not np.array_equal(a.samples, c.samples)
     assert np.all(a.std > 0) and not any(m.training for m in net.modules())
     assert net[0].generator is None
+
+
+@pytest.mark.torch
+def test_torch_mc_predict_seeds_no_device_it_does_not_restore(monkeypatch):
+    """A CPU model must not (lazily) reseed the global CUDA/MPS generators: fork_rng
+    restores only the devices it is given, so a seed sent elsewhere would stick."""
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    from dlcourse.torch import mc_predict as torch_mc
+
+    calls = []
+    for module, name in [(torch.cuda, "manual_seed"), (torch.cuda, "manual_seed_all"),
+                         (torch.mps, "manual_seed")]:
+        monkeypatch.setattr(module, name, lambda *a, _n=name, **k: calls.append(_n))
+    net = nn.Sequential(nn.Linear(4, 6), nn.Dropout(0.5), nn.Linear(6, 3))
+    x = torch.randn(3, 4)
+    state = torch.get_rng_state()
+    pred = torch_mc(net, x, 4, seed=0)
+    assert calls == []
+    assert torch.equal(torch.get_rng_state(), state) and np.all(pred.std.max(axis=0) > 0)
 
 
 # ---------------------------------------------------------------- Keras
