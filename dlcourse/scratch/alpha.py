@@ -24,6 +24,7 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,22 @@ ALPHA_PRIME = -SELU_LAMBDA * SELU_ALPHA
 
 
 def alpha_dropout_affine(rate: float) -> tuple[float, float]:
-    """Return the affine correction ``(A, B)`` for drop rate ``rate`` in ``[0, 1)``."""
+    """Return the affine correction ``(A, B)`` of alpha dropout.
+
+    Args:
+        rate: Drop probability, in ``[0, 1)``.
+
+    Returns:
+        ``(A, B)`` with ``A = (q (1 + rate alpha'^2))^(-1/2)``,
+        ``B = -A alpha' rate``, ``q = 1 - rate``, ``alpha' = -lambda alpha``
+        (:data:`ALPHA_PRIME`); ``A = 1``, ``B = 0`` at ``rate == 0``.
+
+    Raises:
+        ValueError: ``rate`` is outside ``[0, 1)``.
+
+    References:
+        Klambauer et al. (2017), arXiv:1706.02515, section "New Dropout Technique".
+    """
     rate = check_rate(rate, allow_one=False)
     keep = 1.0 - rate
     a = (keep * (1.0 + rate * ALPHA_PRIME**2)) ** -0.5
@@ -53,7 +69,7 @@ def alpha_dropout_forward(
     *,
     training: bool = True,
     rng: np.random.Generator | int | None = None,
-    noise_shape=None,
+    noise_shape: Sequence[int | None] | None = None,
     mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Apply alpha dropout (see the module docstring for the formula).
@@ -84,7 +100,20 @@ def alpha_dropout_forward(
 
 
 def alpha_dropout_backward(dout: np.ndarray, cache: dict[str, Any]) -> np.ndarray:
-    """Backward pass of :func:`alpha_dropout_forward`: ``dx = dout * A * m``."""
+    """Backward pass of :func:`alpha_dropout_forward`: ``dx = dout * A * m``.
+
+    Args:
+        dout: Upstream gradient ``dL/dout``, the shape of the forward input ``x``.
+        cache: From :func:`alpha_dropout_forward`.
+
+    Returns:
+        ``dx``, the shape and floating dtype of ``dout``: ``dout * A * m`` (the
+        dropped units, set to a constant, get zero gradient); ``dout`` itself
+        when nothing was dropped (inference or ``rate == 0``).
+
+    Raises:
+        ValueError: ``dout`` does not have the forward input's shape.
+    """
     dout = as_float_array(dout, "dout")
     if dout.shape != tuple(cache["shape"]):
         raise ValueError(
@@ -105,7 +134,8 @@ class AlphaDropout(Layer):
         noise_shape: Mask shape broadcast over axes of size 1.
     """
 
-    def __init__(self, rate: float, *, rng=None, noise_shape=None):
+    def __init__(self, rate: float, *, rng: np.random.Generator | int | None = None,
+                 noise_shape: Sequence[int | None] | None = None) -> None:
         super().__init__()
         self.rate = check_rate(rate, allow_one=False)
         self.rng = as_rng(rng)
@@ -116,18 +146,34 @@ class AlphaDropout(Layer):
 
 
     def freeze(self) -> AlphaDropout:
-        """Hold the mask of the next training forward fixed (for gradient checks)."""
+        """Hold the mask of the next training forward fixed (for gradient checks).
+
+        Returns:
+            ``self``.
+        """
         self.frozen = True
         return self
 
     def unfreeze(self) -> AlphaDropout:
-        """Draw fresh mask on every training forward again; returns ``self``."""
+        """Draw fresh mask on every training forward again.
+
+        Returns:
+            ``self``.
+        """
         self.frozen = False
         self._held = None
         return self
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Apply alpha dropout and remember the mask for :meth:`backward`."""
+        """Apply alpha dropout and remember the mask for :meth:`backward`.
+
+        Args:
+            x: Input of any shape, e.g. ``(N, D)``.
+
+        Returns:
+            ``A (x m + alpha' (1 - m)) + B`` in training, ``x`` itself in
+            inference; the shape and floating dtype of ``x``.
+        """
         held = self._held if (self.frozen and self.training) else None
         out, self.cache = alpha_dropout_forward(
             x, self.rate, training=self.training, rng=self.rng, noise_shape=self.noise_shape,
@@ -138,7 +184,17 @@ class AlphaDropout(Layer):
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Gradient with respect to the last forward input."""
+        """Gradient with respect to the last forward input.
+
+        Args:
+            dout: ``dL/dout``, the shape of the last input.
+
+        Returns:
+            ``dx = dout * A * m`` (see :func:`alpha_dropout_backward`).
+
+        Raises:
+            RuntimeError: Called before :meth:`forward`.
+        """
         if self.cache is None:
             raise RuntimeError("AlphaDropout.backward called before forward")
         return alpha_dropout_backward(dout, self.cache)

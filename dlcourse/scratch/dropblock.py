@@ -70,6 +70,21 @@ def dropblock_gamma(rate: float, block_size: int, height: int, width: int) -> fl
     ``rate == 1`` gives ``gamma = 1``: every position seeds a block, the blocks
     cover the whole map and everything is dropped (the formula alone would give
     less whenever blocks overlap).
+
+    Args:
+        rate: Target drop rate, in ``[0, 1]``.
+        block_size: Side ``bs`` of the square blocks, ``1 <= bs <= min(H, W)``.
+        height: Feature-map height ``H``.
+        width: Feature-map width ``W``.
+
+    Returns:
+        ``gamma = min(1, rate / bs^2 * H W / ((H - bs + 1) (W - bs + 1)))``.
+
+    Raises:
+        ValueError: ``rate`` is not in ``[0, 1]`` or the block does not fit the map.
+
+    References:
+        Ghiasi, Lin & Le (2018), arXiv:1810.12890, eq. 1.
     """
     rate = check_rate(rate)
     bs = _check_block(block_size, height, width)
@@ -84,6 +99,16 @@ def dropblock_expected_fraction(rate: float, block_size: int, height: int, width
 
     A pixel covered by ``c`` possible seed positions survives with probability
     ``(1 - gamma)^c``; the expectation is the mean of ``1 - (1 - gamma)^c``.
+
+    Args:
+        rate: Target drop rate, in ``[0, 1]``.
+        block_size: Side ``bs`` of the square blocks, ``1 <= bs <= min(H, W)``.
+        height: Feature-map height ``H``.
+        width: Feature-map width ``W``.
+
+    Returns:
+        ``E = mean_ij (1 - (1 - gamma)^c_ij)`` in ``[0, 1]``, with ``gamma`` of
+        :func:`dropblock_gamma` (bounds in the module docstring).
     """
     gamma = dropblock_gamma(rate, block_size, height, width)
     bs = int(block_size)
@@ -99,7 +124,18 @@ def dropblock_expected_fraction(rate: float, block_size: int, height: int, width
 def linear_rate_schedule(step: int, total_steps: int, final_rate: float, initial_rate: float = 0.0) -> float:
     """Drop rate at ``step`` of a linear ramp (keep probability falling linearly from 1).
 
-    Returns ``initial_rate + (final_rate - initial_rate) * min(step / total_steps, 1)``.
+    Args:
+        step: Current step, ``>= 0``.
+        total_steps: Length of the ramp, ``>= 1``; the rate stays at
+            ``final_rate`` from then on.
+        final_rate: Rate reached at ``total_steps``, in ``[0, 1]``.
+        initial_rate: Rate at step 0, in ``[0, 1]``.
+
+    Returns:
+        ``initial_rate + (final_rate - initial_rate) * min(step / total_steps, 1)``.
+
+    References:
+        Ghiasi, Lin & Le (2018), arXiv:1810.12890 ("Scheduled DropBlock").
     """
     final_rate = check_rate(final_rate, "final_rate")
     initial_rate = check_rate(initial_rate, "initial_rate")
@@ -112,6 +148,14 @@ def blocks_from_seeds(seeds: np.ndarray, block_size: int) -> np.ndarray:
     """Drop mask ``(N, C, H, W)`` from seeds ``(N, C, H - bs + 1, W - bs + 1)``.
 
     Each ``True`` seed at ``(i, j)`` drops the block ``[i:i+bs, j:j+bs]``.
+
+    Args:
+        seeds: Boolean (or 0/1) seeds ``(N, C, H - bs + 1, W - bs + 1)``.
+        block_size: Side ``bs`` of the square blocks, ``>= 1``.
+
+    Returns:
+        Boolean **drop** mask ``(N, C, H, W)``: ``True`` inside any block (the
+        union of the overlapping blocks).
     """
     seeds = np.asarray(seeds, dtype=bool)
     n, c, hs, ws = seeds.shape
@@ -177,7 +221,19 @@ def dropblock_forward(
 
 
 def dropblock_backward(dout: np.ndarray, cache: dict[str, Any]) -> np.ndarray:
-    """Backward pass of :func:`dropblock_forward`: ``dx = dout * M * scale``."""
+    """Backward pass of :func:`dropblock_forward`: ``dx = dout * M * scale``.
+
+    Args:
+        dout: Upstream gradient ``dL/dout``, the shape (and layout) of the forward input.
+        cache: From :func:`dropblock_forward`.
+
+    Returns:
+        ``dx = dout * M * count(M) / count_ones(M)``, the shape of ``dout``
+        (zero inside dropped blocks); ``dout`` itself when nothing was dropped.
+
+    Raises:
+        ValueError: ``dout`` does not have the forward input's shape.
+    """
     dout = as_float_array(dout, "dout")
     if dout.shape != tuple(cache["shape"]):
         raise ValueError(
@@ -203,7 +259,8 @@ class DropBlock2D(Layer):
     """
 
     def __init__(self, rate: float, block_size: int, *, data_format: str = "channels_first",
-                 schedule_steps: int | None = None, rng=None):
+                 schedule_steps: int | None = None,
+                 rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
         self.rate = check_rate(rate)
         self.block_size = check_positive_int(block_size, "block_size")
@@ -225,18 +282,34 @@ class DropBlock2D(Layer):
 
 
     def freeze(self) -> DropBlock2D:
-        """Hold the block seeds of the next training forward fixed (for gradient checks)."""
+        """Hold the block seeds of the next training forward fixed (for gradient checks).
+
+        Returns:
+            ``self``.
+        """
         self.frozen = True
         return self
 
     def unfreeze(self) -> DropBlock2D:
-        """Draw fresh block seeds on every training forward again; returns ``self``."""
+        """Draw fresh block seeds on every training forward again.
+
+        Returns:
+            ``self``.
+        """
         self.frozen = False
         self._held = None
         return self
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Drop blocks of ``x`` and advance the schedule by one step (in training)."""
+        """Drop blocks of ``x`` and advance the schedule by one step (in training).
+
+        Args:
+            x: ``(N, C, H, W)`` or ``(N, H, W, C)``, as ``data_format``.
+
+        Returns:
+            ``x * M * count(M) / count_ones(M)`` at :attr:`current_rate` in
+            training, ``x`` itself in inference; the shape of ``x``.
+        """
         held = self._held if (self.frozen and self.training) else None
         out, self.cache = dropblock_forward(
             x, self.current_rate, self.block_size, training=self.training,
@@ -248,7 +321,17 @@ class DropBlock2D(Layer):
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Gradient with respect to the last forward input."""
+        """Gradient with respect to the last forward input.
+
+        Args:
+            dout: ``dL/dout``, the shape of the last input.
+
+        Returns:
+            ``dx = dout * M * scale`` (see :func:`dropblock_backward`).
+
+        Raises:
+            RuntimeError: Called before :meth:`forward`.
+        """
         if self.cache is None:
             raise RuntimeError("DropBlock2D.backward called before forward")
         return dropblock_backward(dout, self.cache)

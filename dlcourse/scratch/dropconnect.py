@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from dlcourse._checks import (
     as_float_array,
@@ -166,6 +167,23 @@ def dropconnect_gaussian_inference(
     mean of ``activation(u)`` over ``n_samples`` draws, shape ``(N, H)``.
     The variance is the one of the training pre-activation under the
     inverted scaling, so the Gaussian matches what the layer saw in training.
+
+    Args:
+        x: Input ``(N, D)``.
+        W: Weights ``(D, H)``.
+        b: Bias ``(H,)``.
+        rate: Probability of dropping each weight in training, in ``[0, 1)``.
+        activation: ``"relu"`` (default), ``"linear"``, ``"tanh"`` or ``"sigmoid"``.
+        n_samples: Number of Gaussian draws averaged.
+        rng: A ``numpy.random.Generator``, an int seed, or ``None``.
+
+    Returns:
+        ``mean_s activation(x W + b + std * eps_s)`` with
+        ``std = sqrt((rate / keep) (x*x)(W*W))``, ``eps_s ~ N(0, 1)``; shape
+        ``(N, H)``, dtype ``result_type(x, W)``.
+
+    References:
+        Wan et al. (2013), ICML, section 3.1.
     """
     rate = check_rate(rate, allow_one=False)
     activation = check_choice(activation, "activation", tuple(ACTIVATIONS))
@@ -202,7 +220,9 @@ class DropConnect(Layer):
 
     def __init__(self, in_features: int, out_features: int, rate: float, *,
                  activation: str = "linear", sampling: str = "batch", inference: str = "mean",
-                 n_samples: int = 256, init: str = "he", rng=None, dtype=np.float32):
+                 n_samples: int = 256, init: str = "he",
+                 rng: np.random.Generator | int | None = None,
+                 dtype: npt.DTypeLike = np.float32) -> None:
         super().__init__()
         d = check_positive_int(in_features, "in_features")
         h = check_positive_int(out_features, "out_features")
@@ -223,18 +243,36 @@ class DropConnect(Layer):
 
 
     def freeze(self) -> DropConnect:
-        """Hold the weight mask of the next training forward fixed (for gradient checks)."""
+        """Hold the weight mask of the next training forward fixed (for gradient checks).
+
+        Returns:
+            ``self``.
+        """
         self.frozen = True
         return self
 
     def unfreeze(self) -> DropConnect:
-        """Draw fresh weight mask on every training forward again; returns ``self``."""
+        """Draw fresh weight mask on every training forward again.
+
+        Returns:
+            ``self``.
+        """
         self.frozen = False
         self._held = None
         return self
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """``activation(x (M * W) / keep + b)`` in training, the inference rule otherwise."""
+        """``activation(x (M * W) / keep + b)`` in training, the inference rule otherwise.
+
+        Args:
+            x: Input ``(N, D)``.
+
+        Returns:
+            Output ``(N, H)``. In inference: ``activation(x W + b)`` for
+            ``"mean"``, :func:`dropconnect_gaussian_inference` for
+            ``"gaussian"`` (with ``rate > 0``; it leaves no cache, so
+            :meth:`backward` cannot follow it).
+        """
         W, b = self.params["W"], self.params["b"]
         if not self.training and self.inference == "gaussian" and self.rate > 0:
             self.cache = None  # a Monte-Carlo average has no backward pass here
@@ -251,7 +289,19 @@ class DropConnect(Layer):
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Store ``grads["W"]``, ``grads["b"]`` and return ``dx``."""
+        """Store ``grads["W"]``, ``grads["b"]`` and return ``dx``.
+
+        Args:
+            dout: ``dL/dy``, gradient with respect to the layer's output ``(N, H)``
+                (after the activation).
+
+        Returns:
+            ``dx`` ``(N, D)``; ``grads["W"]`` ``(D, H)`` and ``grads["b"]`` ``(H,)``
+            are set as a side effect (see :func:`dropconnect_backward`).
+
+        Raises:
+            RuntimeError: No forward pass in training or ``"mean"`` mode before.
+        """
         if self.cache is None:
             raise RuntimeError("DropConnect.backward needs a forward pass in training or 'mean' mode first")
         u, y = self.cache["u"], self.cache["y"]

@@ -33,7 +33,19 @@ DROP_PATH_MODES = ("row", "batch")
 
 
 def drop_path_noise_shape(shape: tuple[int, ...], mode: str = "row") -> tuple[int, ...]:
-    """Mask shape: ``(N, 1, ..., 1)`` for ``"row"``, ``(1, ..., 1)`` for ``"batch"``."""
+    """Return the DropPath mask shape for an input of ``shape``.
+
+    Args:
+        shape: Input shape ``(N, ...)``, at least the batch axis.
+        mode: ``"row"`` (one draw per example) or ``"batch"`` (one draw in all).
+
+    Returns:
+        ``(N, 1, ..., 1)`` for ``"row"``, ``(1, ..., 1)`` for ``"batch"``, with
+        as many axes as ``shape``.
+
+    Raises:
+        ValueError: ``shape`` has no axis, or ``mode`` is unknown.
+    """
     mode = check_choice(mode, "mode", DROP_PATH_MODES)
     if len(shape) < 1:
         raise ValueError(f"x must have a batch axis; received x of shape {tuple(shape)}")
@@ -71,7 +83,16 @@ def drop_path_forward(
 
 
 def drop_path_backward(dout: np.ndarray, cache: dict[str, Any]) -> np.ndarray:
-    """Backward pass of :func:`drop_path_forward` (the dropout backward pass)."""
+    """Backward pass of :func:`drop_path_forward` (the dropout backward pass).
+
+    Args:
+        dout: Upstream gradient ``dL/dout``, ``(N, ...)`` like the forward input.
+        cache: From :func:`drop_path_forward`.
+
+    Returns:
+        ``dx = dout * m / keep``, the shape of ``dout``: zero for every example
+        whose branch was dropped (all zeros when ``rate == 1``).
+    """
     return dropout_backward(dout, cache)
 
 
@@ -84,12 +105,21 @@ class DropPath(Dropout):
         rng: Generator or seed for the masks.
     """
 
-    def __init__(self, rate: float, *, mode: str = "row", rng=None):
+    def __init__(self, rate: float, *, mode: str = "row",
+                 rng: np.random.Generator | int | None = None) -> None:
         super().__init__(rate, rng=rng)
         self.path_mode = check_choice(mode, "mode", DROP_PATH_MODES)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Drop the branch for some examples (or the whole batch)."""
+        """Drop the branch for some examples (or the whole batch).
+
+        Args:
+            x: Branch output ``(N, ...)``.
+
+        Returns:
+            ``x * m / keep`` with ``m`` of :func:`drop_path_noise_shape` in
+            training, ``x`` itself in inference; the shape of ``x``.
+        """
         x = as_float_array(x)
         self.noise_shape = drop_path_noise_shape(x.shape, self.path_mode)
         return super().forward(x)

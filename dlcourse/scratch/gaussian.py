@@ -33,7 +33,18 @@ from dlcourse.scratch.layers import Layer
 
 
 def gaussian_std(rate: float) -> float:
-    """Standard deviation ``sqrt(rate / (1 - rate))`` of the multiplicative noise."""
+    """Standard deviation of the multiplicative noise for an equivalent drop rate.
+
+    Args:
+        rate: The equivalent drop rate, in ``[0, 1)``.
+
+    Returns:
+        ``sigma = sqrt(rate / (1 - rate))`` (the standard deviation of the
+        inverted Bernoulli factor ``m / keep``).
+
+    Raises:
+        ValueError: ``rate`` is outside ``[0, 1)``.
+    """
     rate = check_rate(rate, allow_one=False)
     return math.sqrt(rate / (1.0 - rate))
 
@@ -72,7 +83,19 @@ def gaussian_dropout_forward(
 
 
 def gaussian_dropout_backward(dout: np.ndarray, cache: dict[str, Any]) -> np.ndarray:
-    """Backward pass of :func:`gaussian_dropout_forward`: ``dx = dout * eps``."""
+    """Backward pass of :func:`gaussian_dropout_forward`: ``dx = dout * eps``.
+
+    Args:
+        dout: Upstream gradient ``dL/dout``, the shape of the forward input ``x``.
+        cache: From :func:`gaussian_dropout_forward`.
+
+    Returns:
+        ``dx = dout * eps``, the shape and floating dtype of ``dout``; ``dout``
+        itself when no noise was applied (inference or ``rate == 0``).
+
+    Raises:
+        ValueError: ``dout`` does not have the forward input's shape.
+    """
     dout = as_float_array(dout, "dout")
     if dout.shape != tuple(cache["shape"]):
         raise ValueError(
@@ -90,7 +113,7 @@ class GaussianDropout(Layer):
         rng: Generator or seed for the noise.
     """
 
-    def __init__(self, rate: float, *, rng=None):
+    def __init__(self, rate: float, *, rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
         self.rate = check_rate(rate, allow_one=False)
         self.rng = as_rng(rng)
@@ -100,18 +123,34 @@ class GaussianDropout(Layer):
 
 
     def freeze(self) -> GaussianDropout:
-        """Hold the noise of the next training forward fixed (for gradient checks)."""
+        """Hold the noise of the next training forward fixed (for gradient checks).
+
+        Returns:
+            ``self``.
+        """
         self.frozen = True
         return self
 
     def unfreeze(self) -> GaussianDropout:
-        """Draw fresh noise on every training forward again; returns ``self``."""
+        """Draw fresh noise on every training forward again.
+
+        Returns:
+            ``self``.
+        """
         self.frozen = False
         self._held = None
         return self
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Apply the noise and remember it for :meth:`backward`."""
+        """Apply the noise and remember it for :meth:`backward`.
+
+        Args:
+            x: Input of any shape, e.g. ``(N, D)``.
+
+        Returns:
+            ``x * eps`` in training, ``x`` itself in inference; the shape and
+            floating dtype of ``x``.
+        """
         held = self._held if (self.frozen and self.training) else None
         out, self.cache = gaussian_dropout_forward(x, self.rate, training=self.training,
                                                    rng=self.rng, noise=held)
@@ -120,7 +159,17 @@ class GaussianDropout(Layer):
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Gradient with respect to the last forward input."""
+        """Gradient with respect to the last forward input.
+
+        Args:
+            dout: ``dL/dout``, the shape of the last input.
+
+        Returns:
+            ``dx = dout * eps`` (see :func:`gaussian_dropout_backward`).
+
+        Raises:
+            RuntimeError: Called before :meth:`forward`.
+        """
         if self.cache is None:
             raise RuntimeError("GaussianDropout.backward called before forward")
         return gaussian_dropout_backward(dout, self.cache)

@@ -13,6 +13,8 @@ References:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from dlcourse._checks import as_float_array, as_rng, check_choice, check_positive_int
@@ -24,13 +26,16 @@ from dlcourse.scratch.gaussian import GaussianDropout
 from dlcourse.scratch.recurrent import VariationalRNN
 from dlcourse.uncertainty import MCPrediction, softmax, summarize
 
+if TYPE_CHECKING:  # annotations only; any object with the same interface works
+    from dlcourse.scratch.model import Sequential
+
 #: Layers kept in training mode during MC prediction (Dropout covers its
 #: subclasses: spatial dropout and DropPath).
 STOCHASTIC_LAYERS = (Dropout, GaussianDropout, AlphaDropout, DropConnect, DropBlock2D, VariationalRNN)
 
 
 def mc_predict(
-    model,
+    model: Sequential,
     x: np.ndarray,
     n_samples: int = 50,
     *,

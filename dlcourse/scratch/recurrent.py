@@ -35,6 +35,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from dlcourse._checks import as_float_array, as_rng, check_positive_int, check_rate
 from dlcourse.scratch.dropout import bernoulli_keep_mask, dropout_forward
@@ -48,6 +49,20 @@ def time_shared_dropout_forward(
 
     Exactly :func:`dlcourse.scratch.dropout.dropout_forward` with
     ``noise_shape=(N, 1, D)``; its backward pass is ``dropout_backward``.
+
+    Args:
+        x: Sequence ``(N, T, D)``.
+        rate: Probability of dropping each feature of each sequence, in ``[0, 1]``.
+        training: Drop (``True``) or return ``x`` (``False``).
+        rng: A ``numpy.random.Generator``, an int seed, or ``None``.
+
+    Returns:
+        ``(out, cache)`` as :func:`dlcourse.scratch.dropout.dropout_forward`:
+        ``out = x * m / keep`` of shape ``(N, T, D)`` with ``m`` of shape
+        ``(N, 1, D)`` (the same for every time step).
+
+    Raises:
+        ValueError: ``x`` does not have 3 axes.
     """
     x = as_float_array(x)
     if x.ndim != 3:
@@ -175,7 +190,9 @@ class VariationalRNN(Layer):
     """
 
     def __init__(self, input_size: int, hidden_size: int, *, rate: float = 0.0,
-                 recurrent_rate: float = 0.0, rng=None, dtype=np.float32):
+                 recurrent_rate: float = 0.0,
+                 rng: np.random.Generator | int | None = None,
+                 dtype: npt.DTypeLike = np.float32) -> None:
         super().__init__()
         d = check_positive_int(input_size, "input_size")
         h = check_positive_int(hidden_size, "hidden_size")
@@ -195,18 +212,34 @@ class VariationalRNN(Layer):
 
 
     def freeze(self) -> VariationalRNN:
-        """Hold the masks of the next training forward fixed (for gradient checks)."""
+        """Hold the masks of the next training forward fixed (for gradient checks).
+
+        Returns:
+            ``self``.
+        """
         self.frozen = True
         return self
 
     def unfreeze(self) -> VariationalRNN:
-        """Draw fresh masks on every training forward again; returns ``self``."""
+        """Draw fresh masks on every training forward again.
+
+        Returns:
+            ``self``.
+        """
         self.frozen = False
         self._held = None
         return self
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """All hidden states ``(N, T, H)`` for inputs ``(N, T, D)``."""
+        """All hidden states ``(N, T, H)`` for inputs ``(N, T, D)``.
+
+        Args:
+            x: Inputs ``(N, T, D)``; the initial state is ``h0 = 0``.
+
+        Returns:
+            Hidden states ``h`` ``(N, T, H)`` of :func:`rnn_forward`, with one
+            input and one recurrent mask per sequence in training.
+        """
         p = self.params
         held = self._held if (self.frozen and self.training) else None
         out, self.cache = rnn_forward(x, None, p["Wx"], p["Wh"], p["b"], rate=self.rate,
@@ -217,7 +250,18 @@ class VariationalRNN(Layer):
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Store the parameter gradients and return ``dx`` ``(N, T, D)``."""
+        """Store the parameter gradients and return ``dx`` ``(N, T, D)``.
+
+        Args:
+            dout: ``dL/dh``, gradient with respect to every hidden state ``(N, T, H)``.
+
+        Returns:
+            ``dx`` ``(N, T, D)``; ``grads`` (``"Wx"``, ``"Wh"``, ``"b"``) are set
+            as a side effect (see :func:`rnn_backward`).
+
+        Raises:
+            RuntimeError: Called before :meth:`forward`.
+        """
         if self.cache is None:
             raise RuntimeError("VariationalRNN.backward called before forward")
         g = rnn_backward(dout, self.cache)

@@ -89,7 +89,16 @@ def spatial_dropout_forward(
 
 
 def spatial_dropout_backward(dout: np.ndarray, cache: dict[str, Any]) -> np.ndarray:
-    """Backward pass of :func:`spatial_dropout_forward` (the dropout backward pass)."""
+    """Backward pass of :func:`spatial_dropout_forward` (the dropout backward pass).
+
+    Args:
+        dout: Upstream gradient ``dL/dout``, the shape of the forward input.
+        cache: From :func:`spatial_dropout_forward`.
+
+    Returns:
+        ``dx = dout * m * scale``, the shape of ``dout``, with the per-channel
+        mask ``m`` broadcast over the spatial axes (zero on dropped channels).
+    """
     return dropout_backward(dout, cache)
 
 
@@ -110,7 +119,9 @@ class SpatialDropout(Dropout):
     spatial_dims = 2
 
     def __init__(self, rate: float, *, spatial_dims: int | None = None,
-                 data_format: str = "channels_first", rng=None, mode: str = "inverted"):
+                 data_format: str = "channels_first",
+                 rng: np.random.Generator | int | None = None,
+                 mode: str = "inverted") -> None:
         super().__init__(rate, rng=rng, mode=mode)
         if spatial_dims is not None:
             if spatial_dims not in (1, 2, 3):
@@ -119,7 +130,19 @@ class SpatialDropout(Dropout):
         self.data_format = check_choice(data_format, "data_format", DATA_FORMATS)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Drop whole channels of ``x`` of shape ``(N, C, *S)`` / ``(N, *S, C)``."""
+        """Drop whole channels of ``x`` of shape ``(N, C, *S)`` / ``(N, *S, C)``.
+
+        Args:
+            x: Input with ``spatial_dims + 2`` axes, laid out as ``data_format``.
+
+        Returns:
+            ``x * m * scale`` with ``m`` of :func:`spatial_noise_shape` in
+            training (``scale = 1/keep`` inverted, ``1`` weight scaling; see
+            :func:`dropout_forward` for inference); the shape of ``x``.
+
+        Raises:
+            ValueError: ``x`` does not have ``spatial_dims + 2`` axes.
+        """
         x = as_float_array(x)
         if x.ndim != self.spatial_dims + 2:
             raise ValueError(
