@@ -32,6 +32,7 @@ from dlcourse.torch import (  # noqa: E402
     VariationalRNN,
     drop_block2d,
     dropconnect_linear,
+    gaussian_dropout,
     stochastic_depth,
     variational_rnn,
 )
@@ -295,3 +296,95 @@ def test_torch_droppath_module_conventions():
         stochastic_depth(x, 1.5)
     out = DropPath(0.5, generator=gen(1))(x.double())
     assert out.dtype == torch.float64
+
+
+# ---------------------------------------------------------------- variational RNN: bad shapes
+def _rnn_args(n=2, t=5, d=3, h=4):
+    g = gen(11)
+    return (torch.randn(n, t, d, generator=g), torch.randn(h, d, generator=g),
+            torch.randn(h, h, generator=g), torch.randn(h, generator=g))
+
+
+@pytest.mark.parametrize(("what", "value", "message"), [
+    ("masks", (torch.ones(2, 4, dtype=torch.bool), torch.ones(2, 4, dtype=torch.bool)),
+     r"masks\[0\] must have shape \(N, D\) = \(2, 3\); received masks\[0\] of shape \(2, 4\)"),
+    # (1, H) would broadcast silently to one mask for the whole batch
+    ("masks", (torch.ones(2, 3, dtype=torch.bool), torch.ones(1, 4, dtype=torch.bool)),
+     r"masks\[1\] must have shape \(N, H\) = \(2, 4\); received masks\[1\] of shape \(1, 4\)"),
+    ("masks", (torch.ones(2, 3, dtype=torch.bool),), r"masks must be a pair .* of length 1"),
+    ("h0", torch.zeros(1, 4), r"h0 must have shape \(N, H\) = \(2, 4\); received h0 of shape \(1, 4\)"),
+    ("h0", torch.zeros(2, 5), r"h0 must have shape \(N, H\) = \(2, 4\); received h0 of shape \(2, 5\)"),
+    ("weight_ih", torch.zeros(4, 2), r"weight_ih must have shape \(H, D\) = \(4, 3\); received weight_ih"),
+    ("weight_hh", torch.zeros(4, 3), r"weight_hh must have shape \(H, H\) = \(4, 4\); received weight_hh"),
+    ("bias", torch.zeros(3), r"bias must have shape \(H,\) = \(4,\); received bias of shape \(3,\)"),
+])
+def test_torch_variational_rnn_checks_shapes(what, value, message):
+    x, w_ih, w_hh, b = _rnn_args()
+    kwargs = {"x": x, "h0": None, "weight_ih": w_ih, "weight_hh": w_hh, "bias": b,
+              "rate": 0.3, "recurrent_rate": 0.3, "masks": None, what: value}
+    with pytest.raises(ValueError, match=message):
+        variational_rnn(**kwargs)
+
+
+def test_torch_variational_rnn_h0_is_used():
+    x, w_ih, w_hh, b = _rnn_args()
+    h0 = torch.randn(2, 4, generator=gen(12))
+    ref = nn.RNN(3, 4, batch_first=True)
+    with torch.no_grad():
+        ref.weight_ih_l0.copy_(w_ih), ref.weight_hh_l0.copy_(w_hh)
+        ref.bias_ih_l0.copy_(b), ref.bias_hh_l0.zero_()
+        expected = ref(x, h0.unsqueeze(0))[0]
+    assert torch.allclose(variational_rnn(x, h0, w_ih, w_hh, b, training=False), expected, atol=1e-6)
+
+
+# ---------------------------------------------------------------- conventions: rate 0 and rate 1
+def test_torch_rate_zero_is_identity():
+    x = torch.randn(3, 2, 6, 6, generator=gen(13))
+    flat = x.flatten(1)
+    for module in (nn.Dropout1d(0.0), nn.Dropout2d(0.0), nn.Dropout3d(0.0), nn.AlphaDropout(0.0),
+                   GaussianDropout(0.0), DropBlock2d(0.0, 3), DropPath(0.0), DropPath(0.0, "batch")):
+        inp = x[..., 0] if isinstance(module, nn.Dropout1d) else x
+        inp = inp.unsqueeze(-1) if isinstance(module, nn.Dropout3d) else inp
+        assert module.train()(inp) is inp, module
+    assert gaussian_dropout(x, 0.0) is x
+    assert drop_block2d(x, 0.0, 3) is x
+    assert stochastic_depth(x, 0.0, "batch") is x
+    # layers with weights compute their deterministic function
+    dc = DropConnectLinear(72, 5, 0.0, activation=torch.tanh, generator=gen(0))
+    with torch.no_grad():
+        assert torch.equal(dc.train()(flat), torch.tanh(nn.functional.linear(flat, dc.weight, dc.bias)))
+        assert torch.equal(dropconnect_linear(flat, dc.weight, dc.bias, 0.0, sampling="example"),
+                           nn.functional.linear(flat, dc.weight, dc.bias))
+        rnn = VariationalRNN(6, 4, rate=0.0, recurrent_rate=0.0, generator=gen(0))
+        seq = x.flatten(1, 2)
+        assert torch.equal(rnn.train()(seq), rnn.eval()(seq))
+    assert rnn.generator.initial_seed() == 0 and torch.equal(rnn.generator.get_state(), gen(0).get_state())
+
+
+def test_torch_rate_one_is_zeros_or_an_error():
+    x = torch.randn(3, 2, 6, 6, generator=gen(14), requires_grad=True)
+    for module in (nn.Dropout2d(1.0), nn.Dropout(1.0), DropBlock2d(1.0, 3), DropPath(1.0, "batch")):
+        assert torch.all(module.train()(x) == 0), module
+    assert torch.all(drop_block2d(x, 1.0, 6) == 0)
+    # torch defines AlphaDropout(p=1) as zeros; the NumPy reference refuses rate=1
+    assert torch.all(nn.AlphaDropout(1.0)(x) == 0)
+    for make in (lambda: GaussianDropout(1.0), lambda: gaussian_dropout(x, 1.0)):
+        with pytest.raises(ValueError, match=r"rate must be in \[0, 1\); received rate=1\.0"):
+            make()
+    # DropConnect at rate 1 drops every weight: the output is activation(bias)
+    flat = x.flatten(1)
+    dc = DropConnectLinear(72, 5, 1.0, activation=torch.tanh, generator=gen(0))
+    out = dc(flat)
+    assert torch.isfinite(out).all() and torch.allclose(out, torch.tanh(dc.bias).expand(3, 5))
+    out.sum().backward()
+    assert torch.all(dc.weight.grad == 0) and torch.all(x.grad == 0)
+    assert torch.equal(dropconnect_linear(flat, dc.weight, None, 1.0, sampling="example"),
+                       torch.zeros(3, 5))
+    # variational RNN with both rates 1: no input, no recurrence, h_t = tanh(b) at every step
+    rnn = VariationalRNN(6, 4, rate=1.0, recurrent_rate=1.0, generator=gen(0))
+    seq = x.detach().flatten(1, 2).requires_grad_()
+    h = rnn(seq)
+    b = rnn.bias_ih_l0 + rnn.bias_hh_l0
+    assert torch.isfinite(h).all() and torch.allclose(h, torch.tanh(b).expand_as(h))
+    h.sum().backward()
+    assert torch.all(seq.grad == 0) and torch.all(rnn.weight_hh_l0.grad == 0)

@@ -14,6 +14,19 @@ thin ``nn.Module``, with an optional ``generator=`` for reproducible masks:
 
 Each agrees with its NumPy reference in :mod:`dlcourse.scratch` given the
 same mask (the tests check it); the formulas are in those modules' docstrings.
+
+Conventions at the ends of the range: ``rate == 0`` returns the input (layers
+with weights compute their deterministic function); ``rate == 1`` gives zeros
+(DropConnect: ``activation(bias)``), except Gaussian dropout, which raises a
+``ValueError`` (infinite variance). The built-in ``nn.AlphaDropout(p=1)``
+returns zeros, where the NumPy reference refuses ``rate=1``.
+
+References:
+    Srivastava et al. (2014), JMLR 15 (dropout; Gaussian dropout, section 10).
+    Wan et al. (2013), ICML (DropConnect). Ghiasi, Lin & Le (2018), NeurIPS,
+    arXiv:1810.12890 (DropBlock). Gal & Ghahramani (2016), NeurIPS,
+    arXiv:1512.05287 (variational RNN dropout) and ICML, arXiv:1506.02142
+    (MC dropout). Huang et al. (2016), ECCV, arXiv:1603.09382 (stochastic depth).
 """
 
 from __future__ import annotations

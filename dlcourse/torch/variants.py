@@ -22,7 +22,28 @@ def _keep_mask(shape, rate: float, like: Tensor, generator: torch.Generator | No
 # --------------------------------------------------------------------------- Gaussian
 def gaussian_dropout(x: Tensor, rate: float, *, training: bool = True,
                      generator: torch.Generator | None = None) -> Tensor:
-    """``x * eps`` with ``eps ~ N(1, rate / (1 - rate))`` (see :mod:`dlcourse.scratch.gaussian`)."""
+    """Gaussian dropout: ``x * eps`` with ``eps ~ N(1, rate / (1 - rate))``.
+
+    The noise has the mean (1) and variance (``rate / keep``) of the inverted
+    Bernoulli factor ``m / keep``; see :mod:`dlcourse.scratch.gaussian`.
+
+    Args:
+        x: Input of any shape.
+        rate: Equivalent drop rate, in ``[0, 1)`` (the variance is infinite at 1).
+        training: If ``False``, ``x`` is returned unchanged (also at ``rate == 0``).
+        generator: Optional ``torch.Generator`` for the noise.
+
+    Returns:
+        ``x * eps``, the shape and dtype of ``x``.
+
+    Raises:
+        ValueError: ``rate`` is outside ``[0, 1)``.
+
+    References:
+        Srivastava, Hinton, Krizhevsky, Sutskever & Salakhutdinov (2014),
+        "Dropout: A Simple Way to Prevent Neural Networks from Overfitting",
+        JMLR 15, section 10 ("Multiplicative Gaussian noise").
+    """
     rate = check_rate(rate, allow_one=False)
     if not training or rate == 0.0:
         return x
@@ -36,6 +57,14 @@ class GaussianDropout(nn.Module):
     Args:
         rate: Equivalent drop rate in ``[0, 1)``; noise variance ``rate / (1 - rate)``.
         generator: Optional ``torch.Generator`` for the noise.
+
+    Raises:
+        ValueError: ``rate`` is outside ``[0, 1)`` (``rate == 1`` cannot work).
+
+    References:
+        Srivastava, Hinton, Krizhevsky, Sutskever & Salakhutdinov (2014),
+        "Dropout: A Simple Way to Prevent Neural Networks from Overfitting",
+        JMLR 15, section 10 ("Multiplicative Gaussian noise").
     """
 
     def __init__(self, rate: float, generator: torch.Generator | None = None):
@@ -59,8 +88,29 @@ def dropconnect_linear(x: Tensor, weight: Tensor, bias: Tensor | None, rate: flo
 
     Training: ``x (M * W)^T / keep + b`` with ``M`` of shape ``(out, in)``
     (``sampling="batch"``) or ``(N, out, in)`` (``"example"``); inference:
-    ``x W^T + b``. ``mask`` (boolean) replaces the random draw.
-    See :mod:`dlcourse.scratch.dropconnect`.
+    ``x W^T + b``. ``mask`` (boolean) replaces the random draw. At
+    ``rate == 1`` every weight is dropped: the output is ``b`` (0 without
+    bias). See :mod:`dlcourse.scratch.dropconnect`.
+
+    Args:
+        x: Input ``(N, in)``.
+        weight: ``(out, in)``.
+        bias: ``(out,)`` or ``None``; never dropped.
+        rate: Probability of dropping each weight, in ``[0, 1]``.
+        training: If ``False`` (or ``rate == 0`` with no ``mask``), ``x W^T + b``.
+        sampling: ``"batch"`` (one mask per call) or ``"example"`` (one per row of ``x``).
+        generator: Optional ``torch.Generator`` for the mask.
+        mask: Optional keep mask ``(out, in)`` or ``(N, out, in)``.
+
+    Returns:
+        The pre-activation ``(N, out)``.
+
+    Raises:
+        ValueError: bad ``rate`` or ``sampling``, or ``mask`` of the wrong shape.
+
+    References:
+        Wan, Zeiler, Zhang, LeCun & Fergus (2013), "Regularization of Neural
+        Networks using DropConnect", ICML, sections 2-3.
     """
     rate = check_rate(rate)
     sampling = check_choice(sampling, "sampling", ("batch", "example"))
@@ -87,9 +137,21 @@ def dropconnect_gaussian_inference(x: Tensor, weight: Tensor, bias: Tensor | Non
     ``activation(u)`` over ``n_samples`` draws, ``(N, out)``. As
     :func:`dlcourse.scratch.dropconnect.dropconnect_gaussian_inference`.
 
+    Args:
+        x: Input ``(N, in)``.
+        weight: ``(out, in)``.
+        bias: ``(out,)`` or ``None``.
+        rate: Training drop rate, in ``[0, 1)``.
+        activation: Applied to each Gaussian draw before averaging.
+        n_samples: Number of Gaussian draws.
+        generator: Optional ``torch.Generator`` for the draws.
+
+    Returns:
+        ``(N, out)``, the Monte-Carlo estimate of ``E[activation(u)]``.
+
     References:
-        Wan et al. (2013), "Regularization of Neural Networks using
-        DropConnect", ICML, section 3.1.
+        Wan, Zeiler, Zhang, LeCun & Fergus (2013), "Regularization of Neural
+        Networks using DropConnect", ICML, section 3.1 and Algorithm 2.
     """
     rate = check_rate(rate, allow_one=False)
     n_samples = check_positive_int(n_samples, "n_samples")
@@ -117,6 +179,13 @@ class DropConnectLinear(nn.Linear):
             rule of the inverted form) or ``"gaussian"`` (the paper's moment
             matching, :func:`dropconnect_gaussian_inference`, with ``n_samples``).
         generator: Optional ``torch.Generator`` for the masks and the Gaussian draws.
+
+    At ``rate == 1`` every weight is dropped in training (output
+    ``activation(b)``); the Gaussian inference needs ``rate < 1``.
+
+    References:
+        Wan, Zeiler, Zhang, LeCun & Fergus (2013), "Regularization of Neural
+        Networks using DropConnect", ICML, sections 2-3.
     """
 
     def __init__(self, in_features: int, out_features: int, rate: float, bias: bool = True, *,
@@ -155,6 +224,28 @@ def drop_block2d(x: Tensor, rate: float, block_size: int, *, training: bool = Tr
     Seeds ``Bernoulli(gamma)`` of shape ``(N, C, H - bs + 1, W - bs + 1)`` (or
     the given boolean ``seeds``) each drop the ``bs x bs`` block they start;
     survivors are scaled by ``numel / count_kept`` over the whole tensor.
+    ``gamma`` is the paper's, with the tolerance on the fraction dropped
+    stated in :mod:`dlcourse.scratch.dropblock`; ``rate == 1`` drops everything
+    (output 0, never a division by zero).
+
+    Args:
+        x: Feature maps ``(N, C, H, W)``.
+        rate: Target drop rate, in ``[0, 1]``.
+        block_size: Side ``bs`` of the square blocks, at most ``min(H, W)``.
+        training: If ``False`` (or ``rate == 0`` with no ``seeds``), ``x`` is returned.
+        generator: Optional ``torch.Generator`` for the seeds.
+        seeds: Optional boolean seeds ``(N, C, H - bs + 1, W - bs + 1)``.
+
+    Returns:
+        The shape and dtype of ``x``.
+
+    Raises:
+        ValueError: ``x`` is not 4-D, ``block_size`` does not fit, bad ``rate``,
+            or ``seeds`` of the wrong shape.
+
+    References:
+        Ghiasi, Lin & Le (2018), "DropBlock: A regularization method for
+        convolutional networks", NeurIPS, arXiv:1810.12890 (Algorithm 1, eq. 1).
     """
     rate = check_rate(rate)
     if x.dim() != 4:
@@ -187,6 +278,10 @@ class DropBlock2d(nn.Module):
         schedule_steps: If given, the rate grows linearly from 0 to ``rate``
             over this many training forward passes.
         generator: Optional ``torch.Generator`` for the seeds.
+
+    References:
+        Ghiasi, Lin & Le (2018), "DropBlock: A regularization method for
+        convolutional networks", NeurIPS, arXiv:1810.12890 (Algorithm 1, eq. 1).
     """
 
     def __init__(self, rate: float, block_size: int, *, schedule_steps: int | None = None,
@@ -218,6 +313,13 @@ class DropBlock2d(nn.Module):
 
 
 # --------------------------------------------------------------------------- variational RNN
+def _check_shape(t: Tensor, name: str, expected: tuple[int, ...], symbols: str) -> None:
+    """Raise a ValueError naming ``name`` unless ``t`` has shape ``expected``."""
+    if tuple(t.shape) != tuple(expected):
+        raise ValueError(f"{name} must have shape {symbols} = {tuple(expected)}; "
+                         f"received {name} of shape {tuple(t.shape)}")
+
+
 def variational_rnn(x: Tensor, h0: Tensor | None, weight_ih: Tensor, weight_hh: Tensor,
                     bias: Tensor | None, *, rate: float = 0.0, recurrent_rate: float = 0.0,
                     training: bool = True, generator: torch.Generator | None = None,
@@ -228,6 +330,32 @@ def variational_rnn(x: Tensor, h0: Tensor | None, weight_ih: Tensor, weight_hh: 
     ``weight_ih`` ``(H, D)`` and ``weight_hh`` ``(H, H)`` as in ``nn.RNN``;
     ``m_x`` ``(N, D)`` and ``m_h`` ``(N, H)`` drawn once (or given as ``masks``).
     Returns all hidden states ``(N, T, H)``. See :mod:`dlcourse.scratch.recurrent`.
+
+    Args:
+        x: Input sequences ``(N, T, D)``.
+        h0: Initial state ``(N, H)``, or ``None`` for zeros.
+        weight_ih: ``(H, D)``.
+        weight_hh: ``(H, H)``.
+        bias: ``(H,)`` (``b_ih + b_hh`` of ``nn.RNN``) or ``None``.
+        rate: Drop rate of the input mask ``m_x``, in ``[0, 1]``.
+        recurrent_rate: Drop rate of the state mask ``m_h``, in ``[0, 1]``.
+        training: If ``False`` (or both rates 0 and no ``masks``), no mask:
+            the plain tanh RNN.
+        generator: Optional ``torch.Generator`` for the masks.
+        masks: Optional keep masks ``(m_x, m_h)`` of shapes ``(N, D)`` and ``(N, H)``.
+
+    Returns:
+        Hidden states ``(N, T, H)``. At ``rate == recurrent_rate == 1``,
+        ``h_t = tanh(b)`` at every step.
+
+    Raises:
+        ValueError: bad rates, or ``x``, ``h0``, the weights or ``masks`` of
+            the wrong shape (the message names the argument, the expected and
+            the received shape).
+
+    References:
+        Gal & Ghahramani (2016), "A Theoretically Grounded Application of
+        Dropout in Recurrent Neural Networks", NeurIPS, arXiv:1512.05287.
     """
     rate = check_rate(rate)
     recurrent_rate = check_rate(recurrent_rate, "recurrent_rate")
@@ -235,16 +363,28 @@ def variational_rnn(x: Tensor, h0: Tensor | None, weight_ih: Tensor, weight_hh: 
         raise ValueError(f"x must have shape (N, T, D); received x of shape {tuple(x.shape)}")
     n, steps, d = x.shape
     hdim = weight_hh.shape[0]
+    _check_shape(weight_hh, "weight_hh", (hdim, hdim), "(H, H)")
+    _check_shape(weight_ih, "weight_ih", (hdim, d), "(H, D)")
+    if bias is not None:
+        _check_shape(bias, "bias", (hdim,), "(H,)")
+    if h0 is not None:
+        _check_shape(h0, "h0", (n, hdim), "(N, H)")
     h = x.new_zeros(n, hdim) if h0 is None else h0
-    if training:
+    masked = training and (masks is not None or rate > 0.0 or recurrent_rate > 0.0)
+    if masked:
         if masks is None:
             masks = (_keep_mask((n, d), rate, x, generator), _keep_mask((n, hdim), recurrent_rate, x, generator))
+        if not isinstance(masks, (tuple, list)) or len(masks) != 2:
+            raise ValueError(f"masks must be a pair (m_x, m_h); received {type(masks).__name__}"
+                             + (f" of length {len(masks)}" if isinstance(masks, (tuple, list)) else ""))
+        _check_shape(masks[0], "masks[0]", (n, d), "(N, D)")
+        _check_shape(masks[1], "masks[1]", (n, hdim), "(N, H)")
         fx = masks[0].to(x.dtype) * (1.0 / (1.0 - rate) if rate < 1 else 0.0)
         fh = masks[1].to(x.dtype) * (1.0 / (1.0 - recurrent_rate) if recurrent_rate < 1 else 0.0)
-    xw = F.linear(x * fx.unsqueeze(1) if training else x, weight_ih, bias)  # all steps at once
+    xw = F.linear(x * fx.unsqueeze(1) if masked else x, weight_ih, bias)  # all steps at once
     outputs = []
     for t in range(steps):
-        h = torch.tanh(xw[:, t] + F.linear(h * fh if training else h, weight_hh))
+        h = torch.tanh(xw[:, t] + F.linear(h * fh if masked else h, weight_hh))
         outputs.append(h)
     return torch.stack(outputs, dim=1)
 
@@ -263,6 +403,10 @@ class VariationalRNN(nn.Module):
         generator: Optional ``torch.Generator`` for the masks.
 
     ``forward(x, h0=None)`` maps ``(N, T, D)`` to all hidden states ``(N, T, H)``.
+
+    References:
+        Gal & Ghahramani (2016), "A Theoretically Grounded Application of
+        Dropout in Recurrent Neural Networks", NeurIPS, arXiv:1512.05287.
     """
 
     def __init__(self, input_size: int, hidden_size: int, *, rate: float = 0.0,
@@ -298,6 +442,20 @@ def stochastic_depth(x: Tensor, p: float, mode: str = "row", training: bool = Tr
     ``mode="row"``: one Bernoulli(1 - p) draw per example (mask ``(N, 1, ..., 1)``),
     ``"batch"``: one draw for the whole batch; survivors divided by ``1 - p``
     (not when ``p == 1``: then the output is 0); identity if not training or ``p == 0``.
+
+    Args:
+        x: Input ``(N, ...)``, typically a residual branch ``f(x)``.
+        p: Probability of dropping the branch, in ``[0, 1]``.
+        mode: ``"row"`` or ``"batch"``.
+        training: If ``False``, ``x`` is returned.
+        generator: Optional ``torch.Generator`` for the draws.
+
+    Returns:
+        The shape and dtype of ``x``.
+
+    References:
+        Huang, Sun, Liu, Sedra & Weinberger (2016), "Deep Networks with
+        Stochastic Depth", ECCV, arXiv:1603.09382.
     """
     p = check_rate(p, "p")
     mode = check_choice(mode, "mode", ("row", "batch"))
@@ -315,7 +473,17 @@ class DropPath(nn.Module):
     """Drop a residual branch per example: ``x + DropPath(p)(f(x))``.
 
     Same arguments and behaviour as ``torchvision.ops.StochasticDepth(p, mode)``,
-    plus ``generator``.
+    plus ``generator``; see :func:`stochastic_depth`. Not DropConnect, which
+    masks weights.
+
+    Args:
+        p: Probability of dropping the branch, in ``[0, 1]``.
+        mode: ``"row"`` (one draw per example) or ``"batch"`` (one for the batch).
+        generator: Optional ``torch.Generator`` for the draws.
+
+    References:
+        Huang, Sun, Liu, Sedra & Weinberger (2016), "Deep Networks with
+        Stochastic Depth", ECCV, arXiv:1603.09382.
     """
 
     def __init__(self, p: float, mode: str = "row", *, generator: torch.Generator | None = None):
