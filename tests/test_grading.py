@@ -394,14 +394,35 @@ def test_release_bundle_has_no_solutions_and_no_hidden_tests(tmp_path):
 
 
 # -- command line ---------------------------------------------------------------------
-def test_student_ids_are_unique_and_readable(tmp_path):
-    from dlcourse.grading.batch import student_ids
+def test_student_ids_are_paths_below_the_submissions_root(tmp_path):
+    from dlcourse.grading.batch import student_ids, submissions_root
+    from dlcourse.grading.errors import GraderError
 
     paths = [tmp_path / "alice" / "ex1.ipynb", tmp_path / "bob" / "ex1.ipynb",
              tmp_path / "carol.ipynb"]
-    assert sorted(student_ids(paths).values()) == ["alice__ex1", "bob__ex1",
-                                                   f"{tmp_path.name}__carol"]
-    assert student_ids(paths[:1] + paths[2:]) == {paths[0]: "ex1", paths[2]: "carol"}
+    for path in paths:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("{}")
+    root = submissions_root([tmp_path], paths)
+    assert root == tmp_path
+    assert sorted(student_ids(paths, root).values()) == ["alice__ex1", "bob__ex1", "carol"]
+    # Graded alone, a notebook keeps its id when the root is given or remembered ...
+    alone = paths[:1]
+    for kwargs in ({"explicit": tmp_path}, {"remembered": tmp_path}):
+        assert student_ids(alone, submissions_root(alone, alone, **kwargs)) == {
+            paths[0]: "alice__ex1"}
+    # ... and it does not depend on what else is in the batch.
+    assert student_ids(paths[:2], root)[paths[0]] == student_ids(alone, root)[paths[0]]
+    assert student_ids(paths[2:], root) == {paths[2]: "carol"}
+    # A remembered root that does not hold the notebook is not used; a given one is an error.
+    other = tmp_path / "other"
+    other.mkdir()
+    assert submissions_root(alone, alone, remembered=other) == paths[0].parent
+    with pytest.raises(GraderError, match="does not hold"):
+        submissions_root(alone, alone, explicit=other)
+    (tmp_path / "alice__ex1.ipynb").write_text("{}")
+    with pytest.raises(GraderError, match="would both be student 'alice__ex1'"):
+        student_ids([paths[0], tmp_path / "alice__ex1.ipynb"], tmp_path)
 
 
 def test_strict_isolation_refuses_to_grade_without_a_user_switch(tmp_path, capsys):

@@ -21,6 +21,7 @@ import pytest
 FIXTURES = Path(__file__).resolve().parent / "grading_fixtures"
 COURSE = FIXTURES / "course"
 SUBMISSIONS = FIXTURES / "submissions"
+HIDDEN = COURSE / "tests" / "hidden" / "fixture_ex"
 sys.path.insert(0, str(FIXTURES))
 from make_submissions import EXPECTED  # noqa: E402
 
@@ -30,9 +31,30 @@ FAST = ["--exercise", "fixture_ex", "--root", str(COURSE), "--timeout", "3",
         "--notebook-timeout", "60", "--memory-mb", "512", "--no-progress"]
 
 
-def _grade(*args):
-    return subprocess.run([sys.executable, "-m", "dlcourse", "grade", *args, *FAST],
+def _grade(*args, root=COURSE):
+    fast = [str(root) if a == str(COURSE) else a for a in FAST]
+    return subprocess.run([sys.executable, "-m", "dlcourse", "grade", *args, *fast],
                           capture_output=True, text=True, timeout=600)
+
+
+def _course_copy(tmp_path):
+    course = tmp_path / "course"
+    shutil.copytree(COURSE, course, ignore=shutil.ignore_patterns("__pycache__"))
+    return course
+
+
+def _rows(out):
+    with open(out / "grades.csv", newline="") as handle:
+        return {r["student"]: r for r in csv.DictReader(handle)}
+
+
+def sha256sum_of_folder(folder):
+    """The bundle hash as the documented shell pipeline computes it (no dlcourse code)."""
+    script = ("find -L . -type f -not -path '*/__pycache__/*' -not -name '*.pyc' -printf '%P\\n'"
+              " | LC_ALL=C sort | xargs -d '\\n' sha256sum | sha256sum")
+    out = subprocess.run(["bash", "-c", script], cwd=folder, capture_output=True, text=True,
+                         check=True).stdout
+    return out.split()[0]
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +100,7 @@ def test_results_json_is_gradescope_shaped_and_auditable(batch):
     notebook = (SUBMISSIONS / "full.ipynb").read_bytes()
     assert extra["notebook_sha256"] == hashlib.sha256(notebook).hexdigest()
     assert len(extra["hidden_tests_sha256"]) == 64
+    assert extra["hidden_tests_sha256"] == sha256sum_of_folder(HIDDEN)
     assert {"python", "numpy", "dlcourse", "pytest"} <= set(extra["versions"])
     assert extra["sandbox"]["landlock"] in (True, False)
 
@@ -132,6 +155,118 @@ def test_regrading_one_student_reruns_only_that_one(batch, tmp_path):
     assert "1 submission(s)" in proc.stdout
 
 
+def test_grades_csv_tells_exercise_and_bundle_apart(batch):
+    rows = _rows(batch["out"])
+    bundle = sha256sum_of_folder(HIDDEN)
+    for student, row in rows.items():
+        assert row["exercise"] == "fixture_ex"
+        assert row["hidden_tests_sha256"] == bundle, student
+        assert row["notebook_sha256"] == batch["results"][student]["extra_data"][
+            "notebook_sha256"]
+
+
+def test_one_out_folder_holds_one_exercise(batch, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(batch["out"], out)
+    course = _course_copy(tmp_path)
+    shutil.copytree(course / "tests/hidden/fixture_ex", course / "tests/hidden/other_ex")
+    before = (out / "grades.csv").read_bytes()
+    proc = subprocess.run([sys.executable, "-m", "dlcourse", "grade",
+                           str(SUBMISSIONS / "full.ipynb"), "--exercise", "other_ex",
+                           "--root", str(course), "--out", str(out), "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "holds grades of exercise fixture_ex" in proc.stderr
+    assert (out / "grades.csv").read_bytes() == before
+
+
+def test_regrading_one_student_keeps_the_one_folder_per_student_id(tmp_path):
+    subs = tmp_path / "subs"
+    for student, notebook in (("alice", "blank"), ("bob", "full")):
+        (subs / student).mkdir(parents=True)
+        shutil.copy(SUBMISSIONS / f"{notebook}.ipynb", subs / student / "ex1.ipynb")
+    out = tmp_path / "out"
+    proc = _grade(str(subs), "--out", str(out), "--jobs", "2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert {s: r["score"] for s, r in _rows(out).items()} == {"alice__ex1": "0",
+                                                             "bob__ex1": "6"}
+    # Alice resubmits; the instructor regrades her notebook alone.
+    shutil.copy(SUBMISSIONS / "full.ipynb", subs / "alice" / "ex1.ipynb")
+    proc = _grade(str(subs / "alice" / "ex1.ipynb"), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert {s: r["score"] for s, r in _rows(out).items()} == {"alice__ex1": "6",
+                                                             "bob__ex1": "6"}
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["alice__ex1", "bob__ex1"]
+    result = json.loads((out / "alice__ex1" / "results.json").read_text())
+    assert result["score"] == 6 and result["extra_data"]["student"] == "alice__ex1"
+    # Without the remembered root, --submissions-root says the same.
+    (out / "batch.json").unlink()
+    proc = _grade(str(subs / "alice" / "ex1.ipynb"), "--out", str(out),
+                  "--submissions-root", str(subs))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert set(_rows(out)) == {"alice__ex1", "bob__ex1"}
+
+
+CRASH_TESTS = '''
+import os
+
+from dlcourse.grading import points
+
+
+@points(3)
+def test_worker_crash(submission):
+    """the grader's worker dies here"""
+    os.kill(os.getpid(), 9)
+
+
+@points(1)
+def test_after_the_crash(submission):
+    """a test after the crash"""
+'''
+
+
+def _sandbox_leftovers(name):
+    """Processes whose folder holds notebook ``name``, and sandbox folders holding it."""
+    import glob
+    import os
+    import tempfile
+
+    procs = []
+    for cwd in glob.glob("/proc/[0-9]*/cwd"):
+        try:
+            if os.path.exists(os.path.join(os.readlink(cwd), name)):
+                procs.append(cwd)
+        except OSError:
+            pass
+    folders = glob.glob(os.path.join(tempfile.gettempdir(), "dlcourse-sandbox-*", name))
+    return procs, folders
+
+
+def test_worker_killed_part_way_reports_every_test_with_its_points(tmp_path):
+    import uuid
+
+    course = _course_copy(tmp_path)
+    (course / "tests/hidden/fixture_ex/test_zz_crash.py").write_text(CRASH_TESTS)
+    name = f"crash_{uuid.uuid4().hex[:8]}.ipynb"
+    shutil.copy(SUBMISSIONS / "full.ipynb", tmp_path / name)
+    out = tmp_path / "out"
+    proc = _grade(str(tmp_path / name), "--out", str(out), root=course)
+    assert proc.returncode == 1, proc.stdout + proc.stderr[-2000:]  # as `dlcourse grade -h` says
+    assert "GRADER ERRORS" in proc.stdout and "worker stopped" in proc.stdout
+    student = name.removesuffix(".ipynb")
+    result = json.loads((out / student / "results.json").read_text())
+    assert result["max_score"] == 6 + 3 + 1  # every hidden test, including those not run
+    assert result["score"] == 6  # what finished before the crash still counts
+    by_name = {t["name"]: t for t in result["tests"]}
+    for title in ("the grader's worker dies here", "a test after the crash"):
+        assert by_name[title]["score"] == 0 and "worker stopped" in by_name[title]["output"]
+    assert result["extra_data"]["status"] == "grading failed"
+    row = _rows(out)[student]
+    assert (row["max_score"], row["percent"], row["status"]) == ("10", "60.0", "grading failed")
+    # The dead worker's kernel is killed and its sandbox folder removed.
+    assert _sandbox_leftovers(name) == ([], [])
+
+
 def test_broken_hidden_tests_are_a_grader_failure(tmp_path):
     course = tmp_path / "course"
     shutil.copytree(COURSE, course)
@@ -141,6 +276,47 @@ def test_broken_hidden_tests_are_a_grader_failure(tmp_path):
          "--exercise", "fixture_ex", "--root", str(course), "--out", str(tmp_path / "out"),
          "--timeout", "3", "--no-progress"], capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
+    assert proc.returncode == 1  # as `dlcourse grade --help` documents
     assert "GRADER ERRORS" in proc.stdout and "could not be collected" in proc.stdout
     result = json.loads((tmp_path / "out/full/results.json").read_text())
     assert result["score"] == 0 and "grader error" in result["output"]
+    # Every test that could be collected is listed with its points, at 0 with the reason.
+    assert result["max_score"] == 6
+    assert len(result["tests"]) == 5
+    assert all(t["score"] == 0 and "could not be collected" in t["output"]
+               for t in result["tests"])
+    row = _rows(tmp_path / "out")["full"]
+    assert (row["max_score"], row["percent"], row["status"]) == ("6", "0.0", "grading failed")
+
+
+def test_hidden_tests_changed_during_grading_is_a_grader_failure(tmp_path):
+    import time
+
+    course = _course_copy(tmp_path)
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    nb = json.loads((SUBMISSIONS / "full.ipynb").read_text())
+    nb["cells"].insert(1, {"cell_type": "code", "execution_count": None, "id": "slow0001",
+                           "metadata": {}, "outputs": [], "source": "import time\ntime.sleep(4)"})
+    (subs / "a_slow.ipynb").write_text(json.dumps(nb))
+    shutil.copy(SUBMISSIONS / "full.ipynb", subs / "b_full.ipynb")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "dlcourse", "grade", str(subs), "--exercise", "fixture_ex",
+           "--root", str(course), "--out", str(out), "--timeout", "10", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    hidden = course / "tests/hidden/fixture_ex/test_fixture.py"
+    original = sha256sum_of_folder(hidden.parent)
+    deadline = time.monotonic() + 120
+    while not (out / "a_slow" / "grader.log").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    hidden.write_text(hidden.read_text() + "\n# edited while grading\n")  # the instructor edits
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 1, stdout + stderr[-2000:]
+    assert "GRADER ERRORS" in stdout and "hidden tests changed during grading" in stdout
+    for student in ("a_slow", "b_full"):
+        result = json.loads((out / student / "results.json").read_text())
+        assert result["extra_data"]["status"] == "grading failed", student
+        assert "changed during grading" in result["output"]
+        assert result["max_score"] == 6 and result["score"] == 0
+        assert result["extra_data"]["hidden_tests_sha256"] == original

@@ -126,9 +126,25 @@ What it does
     * Assertion rewriting is off, so a student sees exactly the assertion
       message, never the test code.
     * The SHA-256 of the hidden-test folder is taken at the start, checked by
-      each worker before it runs the tests and again at the end (a change is
-      a grader error); grader processes are made non-dumpable (same-user
-      processes cannot read their memory or file descriptors).
+      each worker when it starts, before it imports the tests and after they
+      ran, and again at the end of the batch (a change is a grader error:
+      "the hidden tests changed during grading"); ``results.json`` and
+      ``grades.csv`` record it. It is what ``sha256sum`` computes, so anyone
+      can recompute it (see :meth:`dlcourse.grading.runner.Exercise.bundle_sha256`)::
+
+          cd tests/hidden/NAME && find -L . -type f -not -path '*/__pycache__/*' \\
+              -not -name '*.pyc' -printf '%P\\n' | LC_ALL=C sort \\
+              | xargs -d '\\n' sha256sum | sha256sum
+
+      Grader processes are made non-dumpable (same-user processes cannot read
+      their memory or file descriptors).
+    * The hidden tests are collected (in a separate grader process) before any
+      notebook runs, so every result lists every test with its points: when
+      grading breaks off (the worker crashed or hung, the hidden tests could
+      not be collected or changed), the tests that did not run are there at
+      0 points with the reason, and ``max_score`` is the exercise's full
+      points. A worker that dies leaves no kernel behind: the batch kills its
+      kernel's process group and removes its sandbox folders.
     * Graded reference implementations (``blocked`` in ``grading.json``)
       are replaced, inside the kernel, by stand-ins that raise
       "calling dlcourse's reference implementation earns no credit" when

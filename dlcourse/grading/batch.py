@@ -1,9 +1,24 @@
 """``dlcourse grade``: grade a batch of notebooks, one worker process each.
 
-Every submission is graded by its own worker process
-(``python -m dlcourse.grading.runner``) that starts the student's sandboxed
-kernel; ``--jobs`` workers run at once. A worker that crashes or hangs costs
-only its own submission (recorded as a failure with its partial results).
+Before any notebook runs, the hidden tests are collected (in a separate
+process) so the grader knows every test and its points: a submission whose
+grading breaks off still lists every test, with its max_score and, for what it
+did not earn, 0 and the reason. Every submission is then graded by its own
+worker process (``python -m dlcourse.grading.runner``) that starts the
+student's sandboxed kernel; ``--jobs`` workers run at once. A worker that
+crashes or hangs costs only its own submission (recorded as a failure with its
+partial results).
+
+Student ids
+    A notebook's student id is its path below the *submissions root*, without
+    ``.ipynb``, folders joined by ``__``: ``subs/alice/ex1.ipynb`` with root
+    ``subs`` is ``alice__ex1``, ``subs/carol.ipynb`` is ``carol``. The root is
+    ``--submissions-root`` when given; else the root remembered in
+    ``OUT/batch.json`` from the first grading into ``OUT`` (when the notebooks
+    lie below it); else the folder named on the command line (several: their
+    common folder; a notebook file: its folder). So ``dlcourse grade subs/``
+    followed by ``dlcourse grade subs/alice/ex1.ipynb`` (same ``--out``)
+    regrades ``alice__ex1`` and replaces just that row of ``grades.csv``.
 """
 
 from __future__ import annotations
@@ -23,10 +38,12 @@ from pathlib import Path
 
 from dlcourse.grading.errors import GraderError
 from dlcourse.grading.kernel import Limits, probe_unprivileged
-from dlcourse.grading.runner import DEFAULTS, Exercise
+from dlcourse.grading.runner import DEFAULTS, Exercise, complete_tests
 
-CSV_FIXED = ["student", "notebook", "score", "max_score", "percent", "status", "notes",
-             "notebook_sha256"]
+CSV_FIXED = ["student", "exercise", "notebook", "score", "max_score", "percent", "status",
+             "notes", "notebook_sha256", "hidden_tests_sha256"]
+#: Remembers, in the results folder, the exercise and the submissions root.
+STATE_FILE = "batch.json"
 
 
 def find_submissions(paths: list[Path]) -> list[Path]:
@@ -47,30 +64,87 @@ def find_submissions(paths: list[Path]) -> list[Path]:
     return unique
 
 
-def student_ids(paths: list[Path]) -> dict[Path, str]:
-    """A readable, unique id per submission: the file stem, else its relative path."""
-    stems = [p.stem for p in paths]
-    if len(set(stems)) == len(stems):
-        return {p: p.stem for p in paths}
-    # Otherwise the fewest trailing path parts that tell them apart ("alice__ex1").
-    for depth in range(2, max(len(p.parts) for p in paths) + 1):
-        ids = {p: "__".join(p.with_suffix("").parts[-depth:]) for p in paths}
-        if len(set(ids.values())) == len(ids):
-            return ids
-    return {p: "__".join(p.with_suffix("").parts[1:]) for p in paths}
+def submissions_root(args: list[Path], notebooks: list[Path], *, explicit: Path | None = None,
+                     remembered: Path | None = None) -> Path:
+    """The folder student ids are relative to (see the module docstring)."""
+    if explicit is not None:
+        root = Path(explicit).resolve()
+        if not root.is_dir():
+            raise GraderError(f"--submissions-root {explicit} is not a folder")
+        outside = [str(nb) for nb in notebooks if not nb.is_relative_to(root)]
+        if outside:
+            raise GraderError(f"--submissions-root {explicit} does not hold "
+                              + ", ".join(outside[:3]))
+        return root
+    if remembered is not None and all(nb.is_relative_to(remembered) for nb in notebooks):
+        return Path(remembered)
+    folders = [Path(a).resolve() if Path(a).is_dir() else Path(a).resolve().parent for a in args]
+    return Path(os.path.commonpath(folders))
+
+
+def student_ids(paths: list[Path], root: Path) -> dict[Path, str]:
+    """Each notebook's student id: its path below ``root``, without ``.ipynb``, joined by ``__``.
+
+    The id depends only on the notebook's place below ``root``, never on what
+    else is graded with it.
+    """
+    ids: dict[Path, str] = {}
+    for path in paths:
+        rel = Path(path).relative_to(root)
+        ids[path] = "__".join(rel.with_suffix("").parts) if rel.suffix == ".ipynb" \
+            else "__".join(rel.parts)
+    seen: dict[str, Path] = {}
+    for path, student in ids.items():
+        if student in seen:
+            raise GraderError(f"{seen[student]} and {path} would both be student {student!r}: "
+                              "rename one")
+        seen[student] = path
+    return ids
+
+
+def read_state(out: Path) -> dict:
+    """What ``OUT/batch.json`` remembers (``{}`` when there is none)."""
+    try:
+        state = json.loads((Path(out) / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def check_out_folder(out: Path, exercise: str) -> None:
+    """Refuse to mix the grades of two exercises in one results folder."""
+    others = set()
+    state = read_state(out)
+    if state.get("exercise"):
+        others.add(state["exercise"])
+    csv_path = Path(out) / "grades.csv"
+    if csv_path.is_file():
+        with open(csv_path, newline="") as handle:
+            others.update(row["exercise"] for row in csv.DictReader(handle)
+                          if row.get("exercise"))
+    others.discard(exercise)
+    if others:
+        raise GraderError(f"{out} holds grades of exercise {', '.join(sorted(others))}; grade "
+                          f"{exercise} into another --out folder")
 
 
 def failure_result(exercise: Exercise, notebook: Path, tests: list[dict], reason: str,
-                   all_tests: list[dict] | None = None) -> dict:
-    """Results of a submission whose grading broke off: what finished, the rest at zero."""
+                   all_tests: list[dict] | None = None, *,
+                   hidden_sha256: str | None = None) -> dict:
+    """Results of a submission whose grading broke off: what finished, the rest at zero.
+
+    ``all_tests`` is the exercise's full list of tests (collected before
+    grading): every one of them is reported, with its max_score.
+    """
     import hashlib
 
-    from dlcourse.grading.runner import package_versions
+    from dlcourse.grading.runner import complete_tests, package_versions
 
-    done = {t["nodeid"] for t in tests}
-    rest = [dict(t, score=0.0, status="failed", output=reason)
-            for t in (all_tests or []) if t["nodeid"] not in done]
-    tests = tests + rest
+    tests = complete_tests(tests, all_tests, reason)
+    try:
+        notebook_sha256 = hashlib.sha256(Path(notebook).read_bytes()).hexdigest()
+    except OSError:
+        notebook_sha256 = ""
     return {
         "score": sum(t["score"] for t in tests),
         "max_score": sum(t["max_score"] for t in tests),
@@ -82,16 +156,23 @@ def failure_result(exercise: Exercise, notebook: Path, tests: list[dict], reason
             "exercise": exercise.name,
             "status": "grading failed",
             "notes": [reason],
-            "notebook": notebook.name,
-            "notebook_sha256": hashlib.sha256(notebook.read_bytes()).hexdigest(),
-            "hidden_tests_sha256": exercise.bundle_sha256(),
+            "notebook": Path(notebook).name,
+            "notebook_sha256": notebook_sha256,
+            "hidden_tests_sha256": hidden_sha256 or exercise.bundle_sha256(),
             "versions": package_versions(),
         },
     }
 
 
 class Batch:
-    """Grades submissions with ``jobs`` worker processes."""
+    """Grades submissions with ``jobs`` worker processes.
+
+    The hidden tests are hashed and collected when the batch is made (a
+    :class:`GraderError` if there are none); see :attr:`all_tests`.
+    """
+
+    #: Seconds a worker may run beyond the notebook's time limit before it is killed.
+    worker_slack = 120.0
 
     def __init__(self, exercise: Exercise, limits: Limits, *, out: Path, jobs: int = 1,
                  unprivileged: bool = False, progress: bool = True):
@@ -104,8 +185,11 @@ class Batch:
         self.hidden_sha256 = exercise.bundle_sha256()
         self.grader_errors: list[str] = []
         self._lock = threading.Lock()
+        self.all_tests, self.collect_errors = self._collect()
+        if not self.all_tests and not self.collect_errors:
+            raise GraderError(f"no hidden tests found in {exercise.hidden_dir}")
 
-    def _job(self, notebook: Path) -> str:
+    def _job(self, notebook: Path | None = None) -> str:
         return json.dumps({
             "exercise": self.exercise.name,
             "hidden_dir": str(self.exercise.hidden_dir),
@@ -114,34 +198,73 @@ class Batch:
             "hidden_sha256": self.hidden_sha256,
             "limits": asdict(self.limits),
             "unprivileged": self.unprivileged,
-            "notebook": str(notebook),
+            "notebook": None if notebook is None else str(notebook),
+            "all_tests": getattr(self, "all_tests", None),
         })
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        return env
+
+    def _collect(self) -> tuple[list[dict], list[str]]:
+        """Collect the hidden tests in a separate process: ``(tests, errors)``."""
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "dlcourse.grading.runner", "--collect", "-"],
+                input=self._job(), capture_output=True, text=True, env=self._env(),
+                timeout=600)
+        except subprocess.TimeoutExpired:
+            return [], ["collecting the hidden tests took more than 600 s"]
+        for line in proc.stdout.splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                event = json.loads(line)
+                if event.get("event") == "collected":
+                    return event["tests"], event["errors"]
+                if event.get("event") == "grader_error":
+                    raise GraderError(event["message"])
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        return [], [f"collecting the hidden tests stopped (exit status {proc.returncode}): {tail}"]
+
+    def _failure(self, notebook: Path, tests: list[dict], reason: str) -> dict:
+        return failure_result(self.exercise, notebook, tests, reason, self.all_tests,
+                              hidden_sha256=self.hidden_sha256)
 
     def grade_one(self, notebook: Path, student: str) -> dict:
         """Grade one submission in a worker; always returns a results dict."""
         folder = self.out / student
         folder.mkdir(parents=True, exist_ok=True)
         log = folder / "grader.log"
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         tests: list[dict] = []
         result = None
         error = None
-        slack = 120.0
+        kernel = None
+        hung = threading.Event()
+        limit = self.limits.notebook_timeout + self.worker_slack
         with open(log, "w") as log_handle:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "dlcourse.grading.runner", self._job(notebook)],
-                stdout=subprocess.PIPE, stderr=log_handle, stdin=subprocess.DEVNULL,
-                text=True, env=env, start_new_session=True)
-            timer = threading.Timer(self.limits.notebook_timeout + slack, proc.kill)
+                [sys.executable, "-m", "dlcourse.grading.runner", "-"],
+                stdout=subprocess.PIPE, stderr=log_handle, stdin=subprocess.PIPE,
+                text=True, env=self._env(), start_new_session=True)
+
+            def stop():
+                hung.set()
+                proc.kill()
+
+            timer = threading.Timer(limit, stop)
             timer.start()
             try:
+                with contextlib.suppress(OSError):  # a worker that died at once: reported below
+                    proc.stdin.write(self._job(notebook))
+                    proc.stdin.close()
                 for line in proc.stdout:
                     try:
                         event = json.loads(line)
                     except json.JSONDecodeError:
                         continue
-                    if event.get("event") == "test":
+                    if event.get("event") == "kernel":
+                        kernel = event
+                    elif event.get("event") == "test":
                         tests.append(event["test"])
                     elif event.get("event") == "done":
                         result = event["result"]
@@ -152,25 +275,55 @@ class Batch:
                 timer.cancel()
                 with contextlib.suppress(OSError):
                     os.killpg(proc.pid, 9)
+        if result is None and error is None and kernel is not None:
+            _remove_kernel(kernel)
         if error is not None:
-            with self._lock:
-                self.grader_errors.append(f"{student}: {error}")
-            result = failure_result(self.exercise, notebook, tests,
-                                    f"grader error (not your fault): {error}")
+            reason = f"grader error (not your fault): {error}"
+        elif result is None and hung.is_set():
+            reason = (f"grader error (not your fault): the grader's worker ran past {limit:g} s "
+                      f"and was stopped; see {log}")
         elif result is None:
-            reason = (f"the grader's worker stopped (exit status {proc.returncode}); "
-                      f"see {log}")
+            reason = (f"grader error (not your fault): the grader's worker stopped "
+                      f"(exit status {proc.returncode}); see {log}")
+        if error is not None or result is None:
             with self._lock:
                 self.grader_errors.append(f"{student}: {reason}")
-            result = failure_result(self.exercise, notebook, tests, reason)
+            result = self._failure(notebook, tests, reason)
+        else:
+            # The parent has the last word: every collected test is in the results.
+            result["tests"] = complete_tests(result.get("tests", []), self.all_tests,
+                                             "this test did not run")
+            result["score"] = sum(t["score"] for t in result["tests"])
+            result["max_score"] = sum(t["max_score"] for t in result["tests"])
         result.setdefault("extra_data", {})["student"] = student
         write_json(folder / "results.json", result)
         return result
 
-    def run(self, notebooks: list[Path]) -> dict[str, dict]:
-        """Grade all notebooks; return ``{student: results}``."""
-        ids = student_ids(notebooks)
+    def _not_collected(self, notebook: Path, student: str) -> dict:
+        reason = ("grader error (not your fault): the hidden tests could not be collected: "
+                  + "; ".join(self.collect_errors))
+        result = self._failure(notebook, [], reason)
+        result["extra_data"]["student"] = student
+        folder = self.out / student
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / "results.json", result)
+        return result
+
+    def run(self, notebooks: list[Path], ids: dict[Path, str] | None = None) -> dict[str, dict]:
+        """Grade all notebooks; return ``{student: results}``.
+
+        Args:
+            notebooks: The submissions.
+            ids: Their student ids (default: relative to their common folder).
+        """
+        if ids is None:
+            ids = student_ids(notebooks, submissions_root(notebooks, notebooks))
         results: dict[str, dict] = {}
+        if self.collect_errors:
+            # No notebook is run against a bundle that does not load.
+            self.grader_errors.append(f"all {len(notebooks)} submission(s): the hidden tests "
+                                      "could not be collected: " + "; ".join(self.collect_errors))
+            return {ids[nb]: self._not_collected(nb, ids[nb]) for nb in notebooks}
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -190,6 +343,19 @@ class Batch:
         return results
 
 
+def _remove_kernel(event: dict) -> None:
+    """Kill the kernel of a worker that died without closing it; remove its folders."""
+    import shutil
+
+    pid = event.get("pid")
+    if isinstance(pid, int) and pid > 1:
+        with contextlib.suppress(OSError):
+            os.killpg(pid, 9)  # the kernel leads its own session and process group
+    for folder in event.get("folders", []):
+        if Path(folder).name.startswith(("dlcourse-sandbox-", "dlcourse-grader-")):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def write_json(path: Path, data: dict) -> None:
     """Write JSON atomically (a reader never sees half a file)."""
     path = Path(path)
@@ -205,6 +371,7 @@ def _row(student: str, result: dict) -> dict:
     score, max_score = result.get("score", 0.0), result.get("max_score", 0.0)
     row = {
         "student": student,
+        "exercise": extra.get("exercise", ""),
         "notebook": extra.get("notebook", ""),
         "score": f"{score:g}",
         "max_score": f"{max_score:g}",
@@ -212,6 +379,7 @@ def _row(student: str, result: dict) -> dict:
         "status": extra.get("status", ""),
         "notes": " | ".join(extra.get("notes", [])),
         "notebook_sha256": extra.get("notebook_sha256", ""),
+        "hidden_tests_sha256": extra.get("hidden_tests_sha256", ""),
     }
     for test in result.get("tests", []):
         row[test["name"]] = f"{test['score']:g}"
@@ -308,13 +476,23 @@ def grade_command(args) -> int:
         notebooks = find_submissions(args.submissions)
         if args.results_json and len(notebooks) != 1:
             raise GraderError("--results-json needs exactly one submission")
+        check_out_folder(args.out, exercise.name)
+        state = read_state(args.out)
+        remembered = Path(state["submissions_root"]) if state.get("submissions_root") else None
+        explicit = getattr(args, "submissions_root", None)
+        root = submissions_root(args.submissions, notebooks, explicit=explicit,
+                                remembered=remembered)
+        ids = student_ids(notebooks, root)
         unprivileged, warning = resolve_isolation(args.isolation)
         if warning:
             print(warning, file=sys.stderr)
-        args.out.mkdir(parents=True, exist_ok=True)
         batch = Batch(exercise, limits, out=args.out, jobs=args.jobs,
                       unprivileged=unprivileged, progress=not args.no_progress)
-        results = batch.run(notebooks)
+        args.out.mkdir(parents=True, exist_ok=True)
+        if explicit is not None or remembered is None:
+            write_json(args.out / STATE_FILE, {"exercise": exercise.name,
+                                               "submissions_root": str(root)})
+        results = batch.run(notebooks, ids)
         write_csv(args.out / "grades.csv", results)
         if args.results_json:
             write_json(args.results_json, next(iter(results.values())))

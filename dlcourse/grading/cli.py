@@ -10,21 +10,42 @@ import argparse
 import sys
 from pathlib import Path
 
+GRADE_DESCRIPTION = """\
+Grade notebooks (files or folders of .ipynb) against the hidden tests of one
+exercise. Each submission runs in its own sandboxed kernel. Writes
+OUT/<student>/results.json (Gradescope format) and OUT/grades.csv (one row per
+student, with the exercise and the SHA-256 of the notebook and of the hidden
+tests), and prints a summary. One results folder holds one exercise.
+
+student ids:
+  A notebook's id is its path below the submissions root, without .ipynb,
+  folders joined by "__": with root subs/, subs/alice/ex1.ipynb is alice__ex1
+  and subs/carol.ipynb is carol. The root is --submissions-root if given; else
+  the root remembered in OUT/batch.json from the first grading into OUT (if
+  the notebooks lie below it); else the folder named on the command line
+  (several: their common folder; a notebook file: its own folder). So after
+  `dlcourse grade subs/ --out OUT`, `dlcourse grade subs/alice/ex1.ipynb --out
+  OUT` regrades alice__ex1 alone and replaces just that row of grades.csv.
+
+exit status:
+  0  every submission was graded (whatever its score)
+  1  the grader failed on some or all submissions (a worker crashed or hung,
+     the hidden tests could not be collected or changed during grading): they
+     are listed under GRADER ERRORS; their results.json and CSV row say
+     "grading failed" and list every hidden test with its points, 0 earned
+     for what did not run, with the reason
+  2  it could not grade at all (bad arguments, unknown exercise, no hidden
+     tests, ...): nothing is written
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Attach the grading sub-commands to the ``dlcourse`` parser."""
     grade = subparsers.add_parser(
         "grade",
         help="grade submitted notebooks against an exercise's hidden tests",
-        description=(
-            "Grade notebooks (files or folders of .ipynb) against the hidden tests of "
-            "one exercise. Each submission runs in its own sandboxed kernel. Writes "
-            "OUT/<student>/results.json (Gradescope format) and OUT/grades.csv, and "
-            "prints a summary. Grading one student again updates just that row. "
-            "Exit status: 0 when every submission was graded (whatever its score), 1 when "
-            "the grader failed on some submissions (listed under GRADER ERRORS), 2 when it "
-            "could not run at all."
-        ),
+        description=GRADE_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     grade.add_argument("submissions", nargs="+", type=Path, help="notebooks or folders")
     grade.add_argument("--exercise", required=True, help="exercise name, e.g. 01_dropout_from_scratch")
@@ -44,6 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     grade.add_argument("--root", type=Path, default=None,
                        help="course folder holding tests/hidden/ and exercises/ (default: found "
                             "from the current folder)")
+    grade.add_argument("--submissions-root", type=Path, default=None,
+                       help="folder that student ids are relative to (see STUDENT IDS); "
+                            "remembered in OUT/batch.json")
     grade.add_argument("--results-json", type=Path, default=None,
                        help="also write the single submission's results.json here (Gradescope)")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")

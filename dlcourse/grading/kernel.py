@@ -233,8 +233,20 @@ class SandboxKernel:
             "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         }
 
-    def start(self, bootstrap: str, startup_timeout: float = 60.0) -> None:
-        """Start the kernel and run the grader's bootstrap code in it."""
+    @property
+    def pid(self) -> int | None:
+        """The kernel's process id (also its process group: it leads its own session)."""
+        return getattr(getattr(self.km, "provisioner", None), "pid", None)
+
+    def start(self, bootstrap: str, startup_timeout: float = 60.0,
+              on_started=None) -> None:
+        """Start the kernel and run the grader's bootstrap code in it.
+
+        Args:
+            on_started: Called with the kernel's pid and the sandbox's folders as
+                soon as the process runs, so that whoever started the grading can
+                kill and remove them should this process die before :meth:`close`.
+        """
         from jupyter_client import KernelManager
         from jupyter_client.kernelspec import KernelSpec
 
@@ -278,6 +290,8 @@ class SandboxKernel:
             self._stderr = os.fdopen(fd, "wb")
             km.start_kernel(cwd=str(self.workdir), stdout=subprocess.DEVNULL,
                             stderr=self._stderr, stdin=subprocess.DEVNULL)
+            if on_started is not None:
+                on_started(self.pid, [str(self.workdir), str(self._private)])
             self.kc = km.blocking_client()
             self.kc.start_channels()
             self.kc.wait_for_ready(timeout=startup_timeout)

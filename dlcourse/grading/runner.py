@@ -1,9 +1,10 @@
 """Grade one notebook: run it in a sandboxed kernel, then run the hidden tests.
 
-Run as ``python -m dlcourse.grading.runner JOB_JSON``: the worker process that
-``dlcourse grade`` starts for each submission. It streams JSON lines on its
-standard output (one per finished test, then the complete result), so that a
-crash of the worker still leaves partial results to write.
+Run as ``python -m dlcourse.grading.runner -`` (the job as JSON on stdin): the
+worker process that ``dlcourse grade`` starts for each submission. It streams
+JSON lines on its standard output (one per finished test, then the complete
+result), so that a crash of the worker still leaves partial results to write.
+``--collect`` only lists the hidden tests (``dlcourse grade`` does that first).
 """
 
 from __future__ import annotations
@@ -64,14 +65,41 @@ class Exercise:
         raise GraderError(f"no hidden tests for exercise {name!r} (looked for tests/hidden/{name} "
                           f"under {', '.join(str(c) for c in candidates[:3])})")
 
+    def bundle_files(self) -> list[str]:
+        """The bundle's files: paths relative to ``hidden_dir``, in byte order.
+
+        Every file below ``hidden_dir`` (symbolic links followed), except
+        ``__pycache__`` folders and ``.pyc`` files.
+        """
+        names = []
+        for folder, dirs, files in os.walk(self.hidden_dir, followlinks=True):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            for name in files:
+                path = Path(folder) / name
+                if name.endswith(".pyc") or not path.is_file():
+                    continue
+                rel = path.relative_to(self.hidden_dir).as_posix()
+                if "\n" in rel or "\\" in rel:
+                    raise GraderError(f"hidden test file name {rel!r} holds a newline or a "
+                                      "backslash: rename it")
+                names.append(rel)
+        return sorted(names, key=lambda name: name.encode())
+
     def bundle_sha256(self) -> str:
-        """SHA-256 over the hidden-test folder (relative paths and contents)."""
-        digest = hashlib.sha256()
-        for path in sorted(self.hidden_dir.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                digest.update(path.relative_to(self.hidden_dir).as_posix().encode() + b"\0")
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
-        return digest.hexdigest()
+        """SHA-256 of the hidden-test bundle, as ``sha256sum`` would compute it.
+
+        It is the SHA-256 of the text ``sha256sum`` prints for the bundle's
+        files (:meth:`bundle_files`), one line ``HEX  PATH`` each, so anyone can
+        recompute it without dlcourse::
+
+            cd tests/hidden/NAME && find -L . -type f -not -path '*/__pycache__/*' \\
+                -not -name '*.pyc' -printf '%P\\n' | LC_ALL=C sort \\
+                | xargs -d '\\n' sha256sum | sha256sum
+        """
+        listing = "".join(
+            f"{hashlib.sha256((self.hidden_dir / rel).read_bytes()).hexdigest()}  {rel}\n"
+            for rel in self.bundle_files())
+        return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def package_versions() -> dict[str, str]:
@@ -184,14 +212,30 @@ def _feedback(excinfo) -> str:
     return f"the test could not check your answer: {name}: {exc}"
 
 
+def test_record(item, number: int) -> dict:
+    """A test's entry in ``results.json`` before it ran (no points earned yet)."""
+    func = getattr(item, "function", None)
+    return {
+        "name": _title(item),
+        "number": str(number),
+        "score": 0.0,
+        "max_score": float(getattr(func, "__dlcourse_points__", 1.0)),
+        "status": "not run",
+        "output": "",
+        "visibility": getattr(func, "__dlcourse_visibility__", "visible"),
+        "nodeid": item.nodeid,
+    }
+
+
 class GradingPlugin:
-    """Provides the fixtures and records each test's outcome."""
+    """Provides the fixtures, lists the tests collected and records each test's outcome."""
 
     def __init__(self, submission, notebook, emit):
         self._submission = submission
         self._notebook = notebook
         self._emit = emit
         self.tests: list[dict] = []
+        self.collected: dict[str, dict] = {}
         self.collect_errors: list[str] = []
         self._failed: dict[str, str] = {}
 
@@ -209,56 +253,95 @@ class GradingPlugin:
         if report.failed:
             self.collect_errors.append(f"{report.nodeid}: {report.longreprtext[-2000:]}")
 
+    def pytest_collection_finish(self, session):
+        self.collected = {item.nodeid: test_record(item, number)
+                          for number, item in enumerate(session.items, 1)}
+
     def pytest_runtest_makereport(self, item, call):
         if call.excinfo is not None and item.nodeid not in self._failed:
             self._failed[item.nodeid] = _feedback(call.excinfo)
 
     def pytest_runtest_teardown(self, item):
-        func = getattr(item, "function", None)
-        points = float(getattr(func, "__dlcourse_points__", 1.0))
-        visibility = getattr(func, "__dlcourse_visibility__", "visible")
+        record = dict(self.collected.get(item.nodeid)
+                      or test_record(item, len(self.collected) + 1))
         message = self._failed.get(item.nodeid)
-        record = {
-            "name": _title(item),
-            "number": str(len(self.tests) + 1),
-            "score": 0.0 if message is not None else points,
-            "max_score": points,
-            "status": "failed" if message is not None else "passed",
-            "output": message or "",
-            "visibility": visibility,
-            "nodeid": item.nodeid,
-        }
+        record.update(score=0.0 if message is not None else record["max_score"],
+                      status="failed" if message is not None else "passed",
+                      output=message or "")
         self.tests.append(record)
         self._emit({"event": "test", "test": record})
 
 
-def run_hidden_tests(exercise: Exercise, submission, notebook, emit) -> list[dict]:
-    """Run the exercise's hidden tests in this process against ``submission``."""
+def _pytest(exercise: Exercise, plugin: GradingPlugin, *extra: str) -> int:
+    """Run pytest on the exercise's hidden tests with ``plugin``; return its exit code."""
     import tempfile
 
-    plugin = GradingPlugin(submission, notebook, emit)
     with tempfile.TemporaryDirectory(prefix="dlcourse-pytest-") as tmp:
         ini = Path(tmp) / "pytest.ini"
         ini.write_text("[pytest]\naddopts =\n")
         args = [str(exercise.hidden_dir), "-c", str(ini), "--rootdir", str(exercise.hidden_dir),
                 "--confcutdir", str(exercise.hidden_dir), "-p", "no:cacheprovider",
                 "--assert=plain", "-q", "--no-header", "-p", "no:randomly",
-                "--import-mode=importlib", "-W", "ignore::DeprecationWarning"]
+                "--import-mode=importlib", "-W", "ignore::DeprecationWarning", *extra]
         with contextlib.redirect_stdout(sys.stderr):
-            code = pytest.main(args, plugins=[plugin])
+            return pytest.main(args, plugins=[plugin])
+
+
+def collect_tests(exercise: Exercise) -> tuple[list[dict], list[str]]:
+    """The exercise's hidden tests with their points, before any submission runs.
+
+    Returns:
+        ``(tests, errors)``: one ``results.json`` test entry per collected test
+        (score 0, status ``"not run"``) and the collection errors (a file that
+        does not import, ...); the tests of a file that failed are unknown.
+    """
+    plugin = GradingPlugin(None, None, lambda event: None)
+    code = _pytest(exercise, plugin, "--collect-only")
+    errors = list(plugin.collect_errors)
+    if not errors and code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
+        errors.append(f"pytest exit code {code}")
+    return list(plugin.collected.values()), errors
+
+
+def complete_tests(tests: list[dict], all_tests: list[dict] | None, reason: str) -> list[dict]:
+    """``tests`` plus, at 0 points with ``reason``, every test of ``all_tests`` not in it.
+
+    The result keeps the order of ``all_tests`` (the collection order); tests
+    that are only in ``tests`` come last.
+    """
+    done = {t["nodeid"]: t for t in tests}
+    out = [done.pop(t["nodeid"], None)
+           or dict(t, score=0.0, status="failed", output=reason) for t in all_tests or []]
+    return out + [t for t in tests if t["nodeid"] in done]
+
+
+def run_hidden_tests(exercise: Exercise, submission, notebook, emit) -> list[dict]:
+    """Run the exercise's hidden tests in this process against ``submission``."""
+    plugin = GradingPlugin(submission, notebook, emit)
+    code = _pytest(exercise, plugin)
     if plugin.collect_errors or code in (pytest.ExitCode.INTERNAL_ERROR,
                                          pytest.ExitCode.USAGE_ERROR):
         raise GraderError("the hidden tests could not be collected: "
                           + "; ".join(plugin.collect_errors or [f"pytest exit code {code}"]))
     if not plugin.tests:
         raise GraderError(f"no hidden tests found in {exercise.hidden_dir}")
-    return plugin.tests
+    return complete_tests(plugin.tests, list(plugin.collected.values()),
+                          "this test did not run (the test run stopped before it)")
 
 
 # -- one submission -------------------------------------------------------------------
 def grade_notebook(path: Path, exercise: Exercise, limits, *, unprivileged: bool,
-                   emit=lambda event: None, hidden_sha256: str | None = None) -> dict:
-    """Grade one notebook; return its Gradescope ``results.json`` as a dict."""
+                   emit=lambda event: None, hidden_sha256: str | None = None,
+                   all_tests: list[dict] | None = None) -> dict:
+    """Grade one notebook; return its Gradescope ``results.json`` as a dict.
+
+    Args:
+        hidden_sha256: The bundle hash the batch started with: checked again
+            before the tests are imported and after they ran (a change is a
+            :class:`GraderError`); recorded in the results.
+        all_tests: The tests collected before grading (:func:`collect_tests`):
+            any that did not report is listed at 0 points with a reason.
+    """
     from dlcourse.grading.kernel import SandboxKernel
     from dlcourse.grading.proxy import Submission
 
@@ -277,16 +360,20 @@ def grade_notebook(path: Path, exercise: Exercise, limits, *, unprivileged: bool
                          "no credit")
         kernel = SandboxKernel(Path(path), limits, unprivileged=unprivileged)
         config = {"seed": limits.seed, "blocked": exercise.config.get("blocked", [])}
-        kernel.start(bootstrap_code(config))
+        kernel.start(bootstrap_code(config), on_started=lambda pid, folders: emit(
+            {"event": "kernel", "pid": pid, "folders": folders}))
         reason = _run_cells(kernel, nb, limits, notes)
     else:
         status = "unreadable"
+    bundle = hidden_sha256 or exercise.bundle_sha256()
     try:
-        # Checked again here, after the notebook ran and just before the tests are imported.
-        if hidden_sha256 is not None and exercise.bundle_sha256() != hidden_sha256:
-            raise GraderError("the hidden tests changed while this submission was graded")
+        # Checked again here, after the notebook ran and just before the tests are imported,
+        # and once more after they ran: the grade is against exactly this bundle.
+        _check_bundle(exercise, bundle)
         submission = Submission(kernel, reason=reason, timeout=limits.cell_timeout)
         tests = run_hidden_tests(exercise, submission, nb, emit)
+        _check_bundle(exercise, bundle)
+        tests = complete_tests(tests, all_tests, "this test did not run")
     finally:
         confined = None
         if kernel is not None:
@@ -314,7 +401,7 @@ def grade_notebook(path: Path, exercise: Exercise, limits, *, unprivileged: bool
             "notes": notes,
             "notebook": Path(path).name,
             "notebook_sha256": hashlib.sha256(data).hexdigest(),
-            "hidden_tests_sha256": exercise.bundle_sha256(),
+            "hidden_tests_sha256": bundle,
             "versions": package_versions(),
             "sandbox": {"unprivileged_user": unprivileged, "landlock": confined,
                         "memory_mb": limits.memory_mb,
@@ -322,6 +409,12 @@ def grade_notebook(path: Path, exercise: Exercise, limits, *, unprivileged: bool
                         "notebook_timeout_s": limits.notebook_timeout, "seed": limits.seed},
         },
     }
+
+
+def _check_bundle(exercise: Exercise, expected: str) -> None:
+    if exercise.bundle_sha256() != expected:
+        raise GraderError("the hidden tests changed during grading (their SHA-256 is not the "
+                          "one the batch started with): regrade")
 
 
 def _run_cells(kernel, nb, limits, notes: list[str]) -> str | None:
@@ -358,14 +451,20 @@ def _not_dumpable() -> None:
 
 
 def worker_main(argv: list[str]) -> int:
-    """Entry point of ``python -m dlcourse.grading.runner JOB_JSON``."""
+    """Entry point of ``python -m dlcourse.grading.runner [--collect] JOB_JSON|-``.
+
+    With ``--collect`` it only collects the hidden tests and prints one JSON
+    line ``{"tests": [...], "errors": [...]}`` (see :func:`collect_tests`).
+    """
     from dlcourse.grading.kernel import Limits
 
     _not_dumpable()
     sys.dont_write_bytecode = True
     # Hidden tests need no third-party pytest plugin; loading them all costs ~1 s.
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    job = json.loads(argv[0])
+    collect = argv[:1] == ["--collect"]
+    # The job comes on stdin ("-"; it holds the list of tests, which may be long) or as argv.
+    job = json.loads(sys.stdin.read() if argv[-1] == "-" else argv[-1])
     events = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # anything else printed goes to the log, not the result stream
 
@@ -375,14 +474,17 @@ def worker_main(argv: list[str]) -> int:
 
     exercise = Exercise(job["exercise"], Path(job["hidden_dir"]),
                         Path(job["student_notebook"]), job["config"])
-    if exercise.bundle_sha256() != job["hidden_sha256"]:
-        emit({"event": "grader_error", "message": "the hidden tests changed during grading"})
-        return 2
-    limits = Limits(**job["limits"])
     try:
+        _check_bundle(exercise, job["hidden_sha256"])
+        if collect:
+            tests, errors = collect_tests(exercise)
+            emit({"event": "collected", "tests": tests, "errors": errors})
+            return 0
+        limits = Limits(**job["limits"])
         result = grade_notebook(Path(job["notebook"]), exercise, limits,
                                 unprivileged=job["unprivileged"], emit=emit,
-                                hidden_sha256=job["hidden_sha256"])
+                                hidden_sha256=job["hidden_sha256"],
+                                all_tests=job.get("all_tests"))
     except GraderError as exc:
         emit({"event": "grader_error", "message": str(exc)})
         return 2
