@@ -15,7 +15,9 @@ from dlcourse.keras import DropBlock2D, DropConnectDense, DropPath  # noqa: E402
 from dlcourse.scratch import (  # noqa: E402
     alpha_dropout_forward,
     drop_path_forward,
+    dropconnect_backward,
     dropconnect_forward,
+    rnn_forward,
     spatial_dropout_forward,
 )
 from dlcourse.scratch.alpha import ALPHA_PRIME, alpha_dropout_affine  # noqa: E402
@@ -45,6 +47,7 @@ def positive(shape, seed=0):
     ("SpatialDropout2D", (30, 4, 3, 20), "channels_last"),
     ("SpatialDropout2D", (30, 20, 4, 3), "channels_first"),
     ("SpatialDropout3D", (20, 3, 2, 2, 15), "channels_last"),
+    ("SpatialDropout3D", (20, 15, 3, 2, 2), "channels_first"),
 ])
 def test_keras_spatial_dropout_agrees_with_numpy(cls, shape, data_format, rate):
     kwargs = {} if data_format is None else {"data_format": data_format}
@@ -98,6 +101,32 @@ def test_keras_simple_rnn_dropout_mask_is_time_shared():
     assert np.allclose(out, out[:, :1], atol=1e-6)  # same input, no recurrence: one mask
 
 
+def test_keras_simple_rnn_recurrent_dropout_mask_is_time_shared():
+    """Keras 3 draws the recurrent mask once per call (``DropoutRNNCell`` caches it
+    before the time loop) and applies it to ``h_{t-1}`` at every step, scaled by
+    ``1/keep``: Gal & Ghahramani's variational dropout on the state."""
+    rate, n, t, h = 0.5, 64, 6, 5
+    x = np.random.default_rng(5).standard_normal((n, t, 3)).astype(np.float32)
+    # linear cell, no input, bias 1, identity recurrence: h_1 = 1, h_t = 1 + m * h_{t-1}
+    probe = keras.layers.SimpleRNN(h, activation="linear", recurrent_dropout=rate, seed=6,
+                                   return_sequences=True, kernel_initializer="zeros",
+                                   recurrent_initializer="identity", bias_initializer="ones")
+    out = run(probe, x)
+    m = out[:, 1] - 1.0  # the mask (values 0 or 1/keep) read at step 2
+    assert np.all((m == 0) | (m == 1 / (1 - rate)))
+    assert_binomial(int((m == 0).sum()), m.size, rate)
+    for step in range(1, t):  # the same mask at every later step (exact: powers of 2)
+        assert np.array_equal(out[:, step], 1.0 + m * out[:, step - 1]), step
+    # the same seed and shapes draw the same mask: cross-check a tanh RNN with NumPy
+    layer = keras.layers.SimpleRNN(h, recurrent_dropout=rate, seed=6, return_sequences=True,
+                                   bias_initializer="random_normal")
+    got = run(layer, x)
+    Wx, Wh, b = (v.numpy().astype(np.float64) for v in layer.weights)
+    ref, _ = rnn_forward(x.astype(np.float64), None, Wx, Wh, b, recurrent_rate=rate,
+                         masks=(np.ones((n, 3), bool), m != 0))
+    assert np.allclose(got, ref, atol=1e-5)
+
+
 # ---------------------------------------------------------------- DropConnect
 @pytest.mark.parametrize("rate", RATES)
 def test_keras_dropconnect_dense_matches_numpy(rate):
@@ -113,6 +142,32 @@ def test_keras_dropconnect_dense_matches_numpy(rate):
     ref, _ = dropconnect_forward(xr, W, b, rate, mask=mask)
     assert np.allclose(out[30:], ref, atol=1e-5)
     assert np.allclose(run(layer, xr, training=False), xr @ W + b, atol=1e-5)
+
+
+def test_keras_dropconnect_dense_gradients_match_numpy_backward():
+    import tensorflow as tf
+
+    rate = 0.4
+    g = np.random.default_rng(8)
+    layer = DropConnectDense(6, rate, seed=9)
+    layer.build((None, 8))
+    layer.bias.assign(g.standard_normal(6).astype(np.float32))
+    x = np.concatenate([np.eye(8), g.standard_normal((5, 8))]).astype(np.float32)
+    up = g.standard_normal((13, 6)).astype(np.float32)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        out = layer(xt, training=True)
+        loss = tf.reduce_sum(out * up)
+    dW, db, dx = (t.numpy() for t in tape.gradient(loss, [layer.kernel, layer.bias, xt]))
+    W, b = (v.numpy().astype(np.float64) for v in (layer.kernel, layer.bias))
+    mask = np.abs(out.numpy()[:8] - b) > 1e-7  # the identity rows read the mask back
+    assert 0 < mask.sum() < mask.size
+    ref, cache = dropconnect_forward(x.astype(np.float64), W, b, rate, mask=mask)
+    assert np.allclose(out.numpy(), ref, atol=1e-5)
+    ref_dx, ref_dW, ref_db = dropconnect_backward(up.astype(np.float64), cache)
+    assert np.allclose(dW, ref_dW, atol=1e-5) and np.all(dW[~mask] == 0)
+    assert np.allclose(db, ref_db, atol=1e-5) and np.allclose(dx, ref_dx, atol=1e-5)
 
 
 def test_keras_dropconnect_gaussian_inference_agrees_with_numpy():
@@ -211,3 +266,94 @@ def test_keras_droppath_batch_mode_and_rate_one():
     assert np.all(run(DropPath(1.0, seed=0), np.ones((3, 2), np.float32)) == 0)
     with pytest.raises(ValueError, match="mode"):
         DropPath(0.1, mode="col")
+
+
+# ---------------------------------------------------------------- inside fit / predict (graph mode)
+def test_keras_layers_train_and_predict_in_a_compiled_model():
+    """model.fit/predict trace the layers into a tf.function with a dynamic batch
+    axis (``None``; batches of 4, 4, 2 and 3, 3, 3, 1): a static-shape bug such
+    as ``inputs.shape[0]`` passes eager calls and fails here."""
+    from dlcourse.keras import mc_predict
+
+    inputs = keras.Input((4, 4, 2))
+    block = DropBlock2D(0.3, 2, schedule_steps=3, seed=0)
+    h = keras.layers.SpatialDropout2D(0.2, seed=1)(block(inputs))
+    h = keras.layers.GaussianDropout(0.2, seed=2)(keras.layers.Flatten()(h))
+    h = DropConnectDense(8, 0.3, activation="relu", inference="gaussian", n_samples=16, seed=3)(h)
+    h = h + DropPath(0.5, seed=4)(keras.layers.Dense(8)(h))
+    h = DropPath(0.2, mode="batch", seed=5)(keras.layers.AlphaDropout(0.1, seed=6)(h))
+    h = DropConnectDense(3, 0.2, seed=7)(h)
+    model = keras.Model(inputs, keras.layers.Softmax()(h))
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).standard_normal((10, 4, 4, 2)).astype(np.float32)
+    y = np.arange(10) % 3
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert float(block.step.numpy()) == 3.0  # one schedule step per training batch
+    probs = model.predict(x, batch_size=3, verbose=0)
+    assert probs.shape == (10, 3) and np.isfinite(probs).all()
+    assert np.allclose(probs.sum(-1), 1.0, atol=1e-5)
+    assert float(block.step.numpy()) == 3.0  # inference is not a training step
+    pred = mc_predict(model, x[:5], 8, seed=0)
+    assert pred.samples.shape == (8, 5, 3) and pred.std.max() > 0
+
+
+# ---------------------------------------------------------------- conventions: rate 0 and rate 1
+FORMS = {
+    "SpatialDropout1D": (lambda r: keras.layers.SpatialDropout1D(r, seed=0), (3, 5, 4)),
+    "SpatialDropout2D": (lambda r: keras.layers.SpatialDropout2D(r, seed=0), (3, 4, 4, 2)),
+    "SpatialDropout3D": (lambda r: keras.layers.SpatialDropout3D(r, seed=0), (3, 2, 2, 2, 2)),
+    "Dropout": (lambda r: keras.layers.Dropout(r, seed=0), (3, 4)),
+    "DropBlock2D": (lambda r: DropBlock2D(r, 2, seed=0), (3, 4, 4, 2)),
+    "DropBlock2D_first": (lambda r: DropBlock2D(r, 3, data_format="channels_first", seed=0), (3, 2, 5, 4)),
+    "DropPath_row": (lambda r: DropPath(r, seed=0), (6, 3)),
+    "DropPath_batch": (lambda r: DropPath(r, mode="batch", seed=0), (6, 3)),
+}
+
+
+@pytest.mark.parametrize("name", [*FORMS, "GaussianDropout", "AlphaDropout"])
+def test_keras_rate_zero_is_identity(name):
+    make, shape = FORMS.get(name, (lambda r: getattr(keras.layers, name)(r, seed=0), (3, 4)))
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    assert np.array_equal(run(make(0.0), x), x)
+
+
+@pytest.mark.parametrize("name", list(FORMS))
+def test_keras_rate_one_is_zeros(name):
+    make, shape = FORMS[name]
+    with np.errstate(all="raise"):
+        out = run(make(1.0), np.random.default_rng(2).standard_normal(shape).astype(np.float32))
+    assert np.isfinite(out).all() and np.all(out == 0)
+
+
+@pytest.mark.parametrize("name", ["GaussianDropout", "AlphaDropout"])
+def test_keras_builtin_rate_one_fails(name):
+    # Keras 3.15 accepts rate=1 and then divides by zero in call() (ZeroDivisionError,
+    # not a ValueError naming the value); the NumPy references and
+    # dlcourse.torch.GaussianDropout refuse rate=1 with a ValueError instead
+    layer = getattr(keras.layers, name)(1.0, seed=0)
+    with pytest.raises((ZeroDivisionError, ValueError)):
+        run(layer, np.ones((3, 4), np.float32))
+
+
+def test_keras_dropconnect_and_rnn_at_rate_zero_and_one():
+    x = np.random.default_rng(3).standard_normal((4, 5)).astype(np.float32)
+    for inference in ("mean", "gaussian"):
+        layer = DropConnectDense(3, 0.0, activation="tanh", inference=inference, seed=0)
+        assert np.array_equal(run(layer, x), run(layer, x, training=False))
+        W, b = (v.numpy() for v in (layer.kernel, layer.bias))
+        assert np.allclose(run(layer, x), np.tanh(x @ W + b), atol=1e-6)
+    layer = DropConnectDense(3, 1.0, activation="tanh", seed=0)
+    layer.build((None, 5))
+    layer.bias.assign(np.array([0.5, -1.0, 2.0], np.float32))
+    with np.errstate(all="raise"):
+        out = run(layer, x)
+    assert np.allclose(out, np.tanh(layer.bias.numpy()) * np.ones((4, 1)))  # every weight dropped
+    with pytest.raises(ValueError, match=r"rate must be in \[0, 1\); received rate=1"):
+        DropConnectDense(3, 1.0, inference="gaussian")
+    seq = np.random.default_rng(4).standard_normal((3, 5, 2)).astype(np.float32)
+    still = keras.layers.SimpleRNN(4, dropout=0.0, recurrent_dropout=0.0, return_sequences=True, seed=0)
+    assert np.array_equal(run(still, seq), run(still, seq, training=False))
+    cut = keras.layers.SimpleRNN(4, dropout=1.0, recurrent_dropout=1.0, return_sequences=True,
+                                 seed=0, bias_initializer="ones")
+    assert np.allclose(run(cut, seq), np.tanh(1.0))  # no input, no recurrence: h_t = tanh(b)

@@ -34,6 +34,10 @@ class DropConnectDense(keras.layers.Layer):
         n_samples: Gaussian draws per inference call (``"gaussian"`` only).
         seed: Integer seed of the layer's ``SeedGenerator``.
 
+    ``rate == 0`` computes ``activation(x W + b)`` in training too; at
+    ``rate == 1`` every weight is dropped (output ``activation(b)``); the
+    Gaussian inference needs ``rate < 1`` (``ValueError`` otherwise).
+
     References:
         Wan, Zeiler, Zhang, LeCun & Fergus (2013), "Regularization of Neural
         Networks using DropConnect", ICML, sections 2-3.
@@ -111,6 +115,14 @@ class DropBlock2D(keras.layers.Layer):
             grows from 0 to ``rate`` over this many training calls (counted in
             the non-trainable variable ``step``, so it works inside ``fit``).
         seed: Integer seed of the layer's ``SeedGenerator``.
+
+    ``rate == 0`` (or ``training=False``) returns the input; ``rate == 1``
+    drops everything (output 0, never a division by zero). Works with a
+    dynamic batch axis (``model.fit``/``predict``).
+
+    References:
+        Ghiasi, Lin & Le (2018), "DropBlock: A regularization method for
+        convolutional networks", NeurIPS, arXiv:1810.12890 (Algorithm 1, eq. 1).
     """
 
     def __init__(self, rate: float, block_size: int, data_format: str | None = None,
@@ -185,6 +197,13 @@ class DropPath(keras.layers.Layer):
         rate: Probability of dropping the branch, in ``[0, 1]``.
         mode: ``"row"`` or ``"batch"``.
         seed: Integer seed of the layer's ``SeedGenerator``.
+
+    ``rate == 0`` (or ``training=False``) returns the input. Not DropConnect,
+    which masks weights.
+
+    References:
+        Huang, Sun, Liu, Sedra & Weinberger (2016), "Deep Networks with
+        Stochastic Depth", ECCV, arXiv:1603.09382.
     """
 
     def __init__(self, rate: float, mode: str = "row", seed: int | None = None, **kwargs):

@@ -47,7 +47,13 @@ def mc_predict(model, x, n_samples: int = 50, *, seed: int | None = None,
             softmax) or ``"logits"`` (a softmax is applied).
 
     Returns:
-        :class:`dlcourse.uncertainty.MCPrediction` (NumPy arrays).
+        :class:`dlcourse.uncertainty.MCPrediction` (NumPy arrays): ``mean`` and
+        ``std`` ``(N, C)``, ``entropy`` and ``mutual_information`` ``(N,)``,
+        ``samples`` ``(T, N, C)``.
+
+    References:
+        Gal & Ghahramani (2016), "Dropout as a Bayesian Approximation:
+        Representing Model Uncertainty in Deep Learning", ICML, arXiv:1506.02142.
     """
     n_samples = check_positive_int(n_samples, "n_samples")
     output = check_choice(output, "output", ("logits", "probs"))
