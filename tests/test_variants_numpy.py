@@ -448,3 +448,116 @@ def test_bad_rate_is_named(make):
         make(-0.1)
     with pytest.raises(TypeError, match="rate"):
         make("0.5")
+
+
+# ---------------------------------------------------------------- rate 0 and rate 1
+# masking variants: rate 0 is the identity (forward and backward), rate 1 gives zeros
+MASKING = {
+    "spatial1d": (lambda r: SpatialDropout1D(r, rng=0), (3, 4, 5)),
+    "spatial1d_last": (lambda r: SpatialDropout1D(r, data_format="channels_last", rng=0), (3, 5, 4)),
+    "spatial2d": (lambda r: SpatialDropout2D(r, rng=0), (2, 3, 4, 4)),
+    "spatial2d_last": (lambda r: SpatialDropout2D(r, data_format="channels_last", rng=0), (2, 4, 4, 3)),
+    "spatial3d": (lambda r: SpatialDropout3D(r, rng=0), (2, 3, 2, 3, 2)),
+    "spatial3d_last": (lambda r: SpatialDropout3D(r, data_format="channels_last", rng=0), (2, 2, 3, 2, 3)),
+    "dropblock": (lambda r: DropBlock2D(r, 3, rng=0), (2, 2, 6, 5)),
+    "dropblock_last": (lambda r: DropBlock2D(r, 2, data_format="channels_last", rng=0), (2, 5, 6, 2)),
+    "droppath_row": (lambda r: DropPath(r, rng=0), (6, 3, 2)),
+    "droppath_batch": (lambda r: DropPath(r, mode="batch", rng=0), (6, 3)),
+}
+# multiplicative-noise variants: rate 0 is the identity, rate 1 cannot work
+NOISE = {
+    "gaussian": (lambda r: GaussianDropout(r, rng=0), (4, 5)),
+    "alpha": (lambda r: AlphaDropout(r, rng=0), (4, 5)),
+}
+
+
+@pytest.mark.parametrize("name", [*MASKING, *NOISE])
+def test_rate_zero_is_identity_in_training(name):
+    make, shape = {**MASKING, **NOISE}[name]
+    x = rng(5).standard_normal(shape).astype(np.float32)
+    layer = make(0.0).train()
+    out = layer(x)
+    assert out.dtype == x.dtype and np.array_equal(out, x)
+    dout = rng(6).standard_normal(shape).astype(np.float32)
+    assert np.array_equal(layer.backward(dout), dout)
+
+
+def test_rate_zero_functional_forms_are_identity():
+    x = rng(7).standard_normal((2, 3, 6, 6))
+    seq = x.reshape(2, 3, 36)
+    assert np.array_equal(spatial_dropout_forward(x, 0.0, rng=0)[0], x)
+    assert np.array_equal(gaussian_dropout_forward(x, 0.0, rng=0)[0], x)
+    assert np.array_equal(alpha_dropout_forward(x, 0.0, rng=0)[0], x)
+    assert np.array_equal(dropblock_forward(x, 0.0, 3, rng=0)[0], x)
+    assert np.array_equal(drop_path_forward(x, 0.0, mode="batch", rng=0)[0], x)
+    assert np.array_equal(time_shared_dropout_forward(seq, 0.0, rng=0)[0], seq)
+
+
+def test_rate_zero_weight_layers_compute_their_deterministic_function():
+    x, W, b = _linear(4)
+    for sampling in ("batch", "example"):
+        u, _ = dropconnect_forward(x, W, b, 0.0, rng=0, sampling=sampling)
+        assert np.allclose(u, x @ W + b, rtol=1e-12)
+    layer = DropConnect(5, 4, 0.0, activation="tanh", rng=0)
+    xf = x.astype(np.float32)
+    assert np.array_equal(layer.train()(xf), layer.eval()(xf))
+    Wx, Wh, bh = _rnn_params()
+    seq = rng(8).standard_normal((2, 5, 3))
+    det, _ = rnn_forward(seq, None, Wx, Wh, bh, training=False)
+    h, _ = rnn_forward(seq, None, Wx, Wh, bh, rate=0.0, recurrent_rate=0.0, rng=0)
+    assert np.allclose(h, det, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(MASKING))
+def test_rate_one_gives_zeros_forward_and_backward(name):
+    make, shape = MASKING[name]
+    x = rng(9).standard_normal(shape).astype(np.float32)
+    layer = make(1.0).train()
+    with np.errstate(all="raise"):  # never a division by zero
+        out = layer(x)
+        dx = layer.backward(np.ones_like(out))
+    assert out.dtype == np.float32 and np.all(out == 0) and np.all(dx == 0)
+
+
+def test_rate_one_functional_masking_forms_give_zeros():
+    x = rng(10).standard_normal((2, 3, 6, 6))
+    with np.errstate(all="raise"):
+        outs = [spatial_dropout_forward(x, 1.0, rng=0)[0], dropblock_forward(x, 1.0, 6, rng=0)[0],
+                drop_path_forward(x, 1.0, mode="batch", rng=0)[0],
+                time_shared_dropout_forward(x.reshape(2, 3, 36), 1.0, rng=0)[0]]
+    assert all(np.all(o == 0) for o in outs)
+
+
+@pytest.mark.parametrize("name", list(NOISE))
+def test_rate_one_noise_variants_raise_naming_the_value(name):
+    make, _ = NOISE[name]
+    forward = {"gaussian": gaussian_dropout_forward, "alpha": alpha_dropout_forward}[name]
+    message = r"rate must be in \[0, 1\); received rate=1"
+    with pytest.raises(ValueError, match=message):
+        make(1.0)
+    with pytest.raises(ValueError, match=message):
+        forward(np.ones(3), 1.0)
+
+
+def test_rate_one_weight_layers():
+    x, W, b = _linear(5)
+    for sampling in ("batch", "example"):
+        with np.errstate(all="raise"):
+            u, cache = dropconnect_forward(x, W, b, 1.0, rng=0, sampling=sampling)
+            dx, dW, db = dropconnect_backward(np.ones_like(u), cache)
+        # every weight dropped: the pre-activation is the (never dropped) bias
+        assert np.array_equal(u, np.broadcast_to(b, u.shape))
+        assert np.all(dx == 0) and np.all(dW == 0) and np.allclose(db, x.shape[0])
+    with pytest.raises(ValueError, match=r"rate must be in \[0, 1\); received rate=1"):
+        dropconnect_gaussian_inference(x, W, b, 1.0, activation="relu", rng=0)
+    layer = DropConnect(5, 4, 1.0, activation="tanh", rng=0)
+    layer.params["b"][...] = b
+    assert np.allclose(layer(x), np.tanh(b) * np.ones((x.shape[0], 1)), atol=1e-6)
+    # variational RNN with both rates 1: no input, no recurrence, h_t = tanh(b) at every step
+    Wx, Wh, bh = _rnn_params()
+    seq = rng(11).standard_normal((2, 5, 3))
+    with np.errstate(all="raise"):
+        h, cache = rnn_forward(seq, None, Wx, Wh, bh, rate=1.0, recurrent_rate=1.0, rng=0)
+        grads = rnn_backward(np.ones_like(h), cache)
+    assert np.allclose(h, np.tanh(bh))
+    assert np.all(grads["x"] == 0) and np.all(grads["Wx"] == 0) and np.all(grads["Wh"] == 0)
