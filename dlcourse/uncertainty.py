@@ -28,7 +28,15 @@ from dlcourse._checks import as_float_array
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Numerically stable softmax along ``axis``; dtype preserved."""
+    """Numerically stable softmax along ``axis``: ``exp(z - max z) / sum exp(z - max z)``.
+
+    Args:
+        logits: Scores of any shape, e.g. ``(N, C)`` or ``(T, N, C)``.
+        axis: The class axis.
+
+    Returns:
+        Probabilities, the shape and floating dtype of ``logits``, summing to 1 along ``axis``.
+    """
     logits = as_float_array(logits, "logits")
     z = logits - logits.max(axis=axis, keepdims=True)
     e = np.exp(z)
@@ -36,7 +44,19 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def entropy(probs: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Shannon entropy in nats along ``axis``, with ``0 log 0 = 0``."""
+    """Shannon entropy ``H[p] = -sum_c p_c log p_c`` in nats along ``axis``, with ``0 log 0 = 0``.
+
+    Args:
+        probs: Probabilities, e.g. ``(N, C)`` or ``(T, N, C)``.
+        axis: The class axis.
+
+    Returns:
+        ``probs`` with ``axis`` removed, e.g. ``(N,)``.
+
+    References:
+        Shannon (1948), "A Mathematical Theory of Communication", Bell System
+        Technical Journal 27.
+    """
     probs = as_float_array(probs, "probs")
     logs = np.log(np.where(probs > 0, probs, 1.0))
     return -(probs * logs).sum(axis=axis)
@@ -52,6 +72,10 @@ class MCPrediction:
         entropy: Predictive entropy ``(N,)`` (nats).
         mutual_information: BALD score ``(N,)`` (nats), ``0 <= MI <= entropy``.
         samples: The sampled probabilities ``(T, N, C)``.
+
+    References:
+        Gal & Ghahramani (2016), arXiv:1506.02142 (the predictive mean and
+        entropy); Houlsby et al. (2011), arXiv:1112.5745 (mutual information, BALD).
     """
 
     mean: np.ndarray
@@ -68,8 +92,22 @@ class MCPrediction:
 def summarize(probs: np.ndarray) -> MCPrediction:
     """Summarise sampled probabilities ``(T, N, C)`` (each row summing to 1).
 
+    Args:
+        probs: ``T`` Monte-Carlo samples of the class probabilities of ``N``
+            inputs, ``(T, N, C)``.
+
+    Returns:
+        :class:`MCPrediction` with ``mean = p_bar``, ``std``, ``entropy =
+        H[p_bar]`` and ``mutual_information = H[p_bar] - mean_t H[p_t]``
+        (clipped at 0 against round-off).
+
     Raises:
         ValueError: ``probs`` is not 3-D, has negative entries or rows not summing to 1.
+
+    References:
+        Gal & Ghahramani (2016), "Dropout as a Bayesian Approximation", ICML,
+        arXiv:1506.02142. Houlsby et al. (2011), "Bayesian Active Learning for
+        Classification and Preference Learning", arXiv:1112.5745.
     """
     probs = as_float_array(probs, "probs")
     if probs.ndim != 3:

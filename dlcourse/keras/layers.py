@@ -65,6 +65,7 @@ class DropConnectDense(keras.layers.Layer):
                      if self.use_bias else None)
 
     def call(self, inputs, training=False):
+        """Map ``(..., in)`` to ``(..., units)``: masked kernel in training, else the inference rule."""
         kernel = self.kernel
         if not training and self.inference == "gaussian" and self.rate > 0:
             return self._gaussian_inference(inputs)
@@ -146,6 +147,7 @@ class DropBlock2D(keras.layers.Layer):
         return self.rate * ops.minimum(self.step / self.schedule_steps, 1.0)
 
     def call(self, inputs, training=False):
+        """DropBlock on 4-D ``inputs`` in training (advancing the schedule), else ``inputs``."""
         if not training or self.rate == 0:
             return inputs
         shape = ops.shape(inputs)
@@ -214,6 +216,7 @@ class DropPath(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs, training=False):
+        """``inputs * m / (1 - rate)`` with ``m`` per example or per batch in training, else ``inputs``."""
         if not training or self.rate == 0:
             return inputs
         ndim = len(ops.shape(inputs))

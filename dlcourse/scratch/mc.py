@@ -59,6 +59,15 @@ def mc_predict(
     Returns:
         :class:`dlcourse.uncertainty.MCPrediction` with ``mean``, ``std``,
         ``entropy``, ``mutual_information`` and the ``samples`` ``(T, N, C)``.
+
+    Raises:
+        TypeError: ``n_samples`` is not an integer.
+        ValueError: ``n_samples < 1``, ``output`` is unknown, or (with
+            ``output="probs"``) the outputs are not probabilities.
+
+    References:
+        Gal & Ghahramani (2016), "Dropout as a Bayesian Approximation:
+        Representing Model Uncertainty in Deep Learning", ICML, arXiv:1506.02142.
     """
     n_samples = check_positive_int(n_samples, "n_samples")
     output = check_choice(output, "output", ("logits", "probs"))

@@ -73,6 +73,7 @@ class GaussianDropout(nn.Module):
         self.generator = generator
 
     def forward(self, x: Tensor) -> Tensor:
+        """``x * eps`` in training mode, ``x`` in eval mode; the shape and dtype of ``x``."""
         return gaussian_dropout(x, self.rate, training=self.training, generator=self.generator)
 
     def extra_repr(self) -> str:
@@ -203,6 +204,7 @@ class DropConnectLinear(nn.Linear):
         self.generator = generator
 
     def forward(self, x: Tensor) -> Tensor:
+        """Map ``(N, in_features)`` to ``(N, out_features)`` (masked in training mode)."""
         f = self.activation or (lambda u: u)
         if not self.training and self.inference == "gaussian" and self.rate > 0:
             return dropconnect_gaussian_inference(x, self.weight, self.bias, self.rate,
@@ -302,6 +304,7 @@ class DropBlock2d(nn.Module):
         return linear_rate_schedule(self.step, self.schedule_steps, self.rate)
 
     def forward(self, x: Tensor) -> Tensor:
+        """DropBlock at :attr:`current_rate` on ``(N, C, H, W)``; a training pass advances the schedule."""
         out = drop_block2d(x, self.current_rate, self.block_size, training=self.training,
                            generator=self.generator)
         if self.training:
@@ -424,6 +427,7 @@ class VariationalRNN(nn.Module):
         self.bias_hh_l0 = nn.Parameter(torch.empty(h).uniform_(-bound, bound))
 
     def forward(self, x: Tensor, h0: Tensor | None = None) -> Tensor:
+        """Hidden states ``(N, T, H)`` of ``x`` ``(N, T, D)`` from ``h0`` ``(N, H)`` (default zeros)."""
         return variational_rnn(x, h0, self.weight_ih_l0, self.weight_hh_l0,
                                self.bias_ih_l0 + self.bias_hh_l0, rate=self.rate,
                                recurrent_rate=self.recurrent_rate, training=self.training,
@@ -493,6 +497,7 @@ class DropPath(nn.Module):
         self.generator = generator
 
     def forward(self, x: Tensor) -> Tensor:
+        """:func:`stochastic_depth` of ``x`` ``(N, ...)`` in training mode, ``x`` in eval mode."""
         return stochastic_depth(x, self.p, self.mode, self.training, generator=self.generator)
 
     def extra_repr(self) -> str:
