@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -314,6 +315,82 @@ def test_landlock_confines_reads_writes_and_network(tmp_path):
     assert out[:3] == ["no read", "no write", "own folder ok"]
     if _landlock_abi() >= 4:
         assert out[3] == "no network"
+
+
+@pytest.mark.skipif(_landlock_abi() < 1, reason="the Linux kernel has no Landlock")
+def test_kernel_sandbox_writes_only_its_folder_and_dev_null(tmp_path):
+    """The paths the kernel gets: no /dev/shm (memory outside RLIMIT_DATA that outlives it)."""
+    from dlcourse.grading.kernel import sandbox_read_paths, sandbox_write_paths
+
+    workdir = tmp_path / "work"
+    (workdir / "tmp").mkdir(parents=True)
+    code = ("import os, tempfile\n"
+            "for path in ('/dev/shm/dlcourse-test-probe', '/dev/mqueue/x', '/dev/probe'):\n"
+            "    try:\n        open(path, 'w').close(); print('wrote', path)\n"
+            "    except OSError as e:\n        print('refused', path, type(e).__name__)\n"
+            "open('/dev/null', 'w').write('x')\n"
+            "assert len(open('/dev/urandom', 'rb').read(8)) == 8\n"
+            "fd, name = tempfile.mkstemp(); os.write(fd, b'ok'); print('temp', name)\n")
+    proc = _launch(tmp_path, code, read_paths=sandbox_read_paths(),
+                   write_paths=sandbox_write_paths(workdir), require_landlock=True,
+                   env={"PATH": "/usr/bin:/bin", "TMPDIR": str(workdir / "tmp")})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split()[0] for line in lines[:3]] == ["refused"] * 3, lines
+    assert lines[3] == f"temp {workdir / 'tmp'}/" + lines[3].rsplit("/", 1)[1]
+    assert not os.path.exists("/dev/shm/dlcourse-test-probe")
+
+
+def _live_processes_of(uid, wait=5.0):
+    """Pids of ``uid`` that are not zombies, after up to ``wait`` s for SIGKILL to land."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        live = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            with contextlib.suppress(OSError):
+                status = Path(f"/proc/{pid}/status").read_text()
+                fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+                if int(fields["Uid"].split()[0]) == uid and not fields["State"].strip().startswith("Z"):
+                    live.append(pid)
+        if not live or time.monotonic() > deadline:
+            return live
+        time.sleep(0.1)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs root")
+def test_uid_lease_kills_and_removes_what_the_sandbox_user_left(tmp_path):
+    import tempfile
+
+    from dlcourse.grading.kernel import UidLease
+
+    python = "/usr/bin/python3"
+    if not os.path.exists(python):
+        pytest.skip("needs a system Python that other users can run")
+    tmp_path = Path(tempfile.mkdtemp(prefix="dlcourse-test-"))  # pytest's tmp is root-only
+    tmp_path.chmod(0o755)
+    lease = UidLease()
+    left = [f"/dev/shm/dlcourse-lease-test-{lease.uid}", f"/tmp/dlcourse-lease-test-{lease.uid}"]
+    code = ("import os, time\n"
+            f"for path in {left!r}:\n    open(path, 'w').write('x')\n"
+            "if os.fork() == 0:\n    os.setsid()\n    null = os.open('/dev/null', os.O_RDWR)\n"
+            "    for fd in (0, 1, 2):\n        os.dup2(null, fd)\n"
+            "    time.sleep(300)\n    os._exit(0)\n"
+            "print(os.getpid())")
+    try:
+        proc = _launch(tmp_path, code, uid=lease.uid, gid=lease.uid, python=python)
+        assert proc.returncode == 0, proc.stderr
+        assert all(os.path.exists(p) for p in left)
+        lease.release()
+        assert not [p for p in left if os.path.exists(p)]
+        assert _live_processes_of(lease.uid) == [], "a process of the sandbox uid outlived its lease"
+    finally:
+        lease.release()
+        for path in left:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs root")

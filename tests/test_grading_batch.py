@@ -9,6 +9,7 @@ must earn.
 from __future__ import annotations
 
 import csv
+import glob
 import hashlib
 import json
 import shutil
@@ -23,7 +24,7 @@ COURSE = FIXTURES / "course"
 SUBMISSIONS = FIXTURES / "submissions"
 HIDDEN = COURSE / "tests" / "hidden" / "fixture_ex"
 sys.path.insert(0, str(FIXTURES))
-from make_submissions import EXPECTED  # noqa: E402
+from make_submissions import EXPECTED, SHM_PREFIX  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +66,11 @@ def batch(tmp_path_factory):
     proc = _grade(str(SUBMISSIONS), "--out", str(out), "--jobs", "2")
     after = hidden.read_bytes()
     results = {p.parent.name: json.loads(p.read_text()) for p in out.glob("*/results.json")}
-    return {"out": out, "proc": proc, "results": results, "hidden_unchanged": before == after}
+    shm_left = sorted(glob.glob(SHM_PREFIX + "*"))
+    for path in shm_left:  # where the sandbox let them through: do not leave them behind
+        Path(path).unlink()
+    return {"out": out, "proc": proc, "results": results, "hidden_unchanged": before == after,
+            "shm_left": shm_left}
 
 
 def test_batch_succeeds_and_grades_everyone(batch):
@@ -80,6 +85,8 @@ def test_each_submission_earns_exactly_what_it_earns(batch, student):
     sandbox = result["extra_data"].get("sandbox", {})
     if student == "reads_outside" and not (sandbox["landlock"] or sandbox["unprivileged_user"]):
         pytest.skip("no Landlock and no root here: the kernel can read what the grader can")
+    if student == "writes_shm" and not sandbox["landlock"]:
+        pytest.skip("no Landlock here: /dev/shm is writable by every user")
     assert result["max_score"] == 6
     assert result["score"] == expected_score, json.dumps(result["tests"], indent=1)
     assert result["score"] == sum(t["score"] for t in result["tests"])
@@ -121,6 +128,15 @@ def test_hostile_notebooks_cannot_touch_results_or_hidden_tests(batch):
         pytest.skip("no Landlock and no root here: the kernel can read what the grader can")
     # The hidden test file holds RESULT's expected value; reading it would earn a point.
     assert reader["score"] == 0, "the submission read the hidden tests"
+
+
+def test_dev_shm_gives_nothing_and_keeps_nothing(batch):
+    result = batch["results"]["writes_shm"]
+    if not result["extra_data"]["sandbox"]["landlock"]:
+        pytest.skip("no Landlock here: /dev/shm is writable by every user")
+    assert batch["shm_left"] == [], "a submission left files in /dev/shm"
+    assert result["score"] == 5  # RESULT came only through /dev/shm: no point for it
+    assert result["extra_data"]["status"] == "graded"
 
 
 def test_broken_notebooks_say_why(batch):

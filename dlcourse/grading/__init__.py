@@ -94,12 +94,18 @@ What it does
       limit, no core files; a scrubbed environment (only ``PATH``, ``HOME`` =
       its own folder, locale, seeds, thread counts, quiet-framework variables;
       no ``PYTHONPATH``, no tokens); its own temporary working folder holding
-      only a copy of the notebook; ``no_new_privs``.
+      only a copy of the notebook, with ``tmp/`` as its private place for
+      temporary files (``TMPDIR``, ``JOBLIB_TEMP_FOLDER``); ``no_new_privs``.
     * Landlock (Linux 5.13+, needs no root; used whenever the kernel offers
       it): the kernel process and its children can read only the Python
       installation, its site-packages, the dlcourse package and system
-      folders (``/usr``, ``/lib``, ``/etc``, ``/proc``, ``/sys``), and write
-      only their own folder and ``/dev``. So it cannot read the hidden tests,
+      folders (``/usr``, ``/lib``, ``/etc``, ``/proc``, ``/sys``; of ``/dev``
+      only ``null``, ``zero``, ``full``, ``random``, ``urandom``), and write
+      only their own folder and ``/dev/null``: not ``/dev/shm``, where memory
+      is not counted by ``RLIMIT_DATA`` and files outlive the kernel (so
+      POSIX semaphores and shared memory, e.g. ``multiprocessing`` locks or a
+      ``DataLoader`` with ``num_workers > 0``, do not work in a graded
+      notebook). So it cannot read the hidden tests,
       the solutions or other students' notebooks, cannot write results,
       CSVs or hidden tests, cannot open outgoing TCP connections (ABI 4+),
       and cannot signal, ptrace or read ``/proc/PID/{mem,environ,fd}`` of the
@@ -108,7 +114,10 @@ What it does
     * As root, each kernel also runs under its own unprivileged uid
       (61000-61999, never an existing account, reserved with a lock file;
       supplementary groups dropped), and afterwards every process of that uid
-      is killed, so nothing it spawned outlives its grading.
+      is killed and the files it owns at the top of ``/dev/shm``,
+      ``/dev/mqueue``, ``/tmp`` and ``/var/tmp`` are removed (again when the
+      uid is next leased, should a worker have died), so nothing it spawned
+      or left outlives its grading.
       ``--isolation user`` refuses to grade without this; ``auto`` (default)
       warns and goes on when the kernel's Python is not usable by other users.
     * Per-cell/per-call time limit (``--timeout``) with interrupt, then kill;

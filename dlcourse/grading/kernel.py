@@ -27,6 +27,13 @@ LAUNCHER = HERE / "launcher.py"
 RPC_MIME = "application/x-dlcourse-rpc"
 UID_RANGE = range(61000, 62000)
 _LOCK_DIR = Path(tempfile.gettempdir())
+#: Device files a confined kernel may open: read ``/dev/null``, ``/dev/zero``, the
+#: random devices; write only ``/dev/null``. Nothing else under ``/dev`` (not
+#: ``/dev/shm``: memory there is not counted by ``RLIMIT_DATA`` and outlives the kernel).
+DEV_READ = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+DEV_WRITE = ("/dev/null",)
+#: World-writable folders where a sandbox uid may leave files (removed with its lease).
+SHARED_TMP = ("/dev/shm", "/dev/mqueue", "/tmp", "/var/tmp")
 
 
 @dataclass
@@ -105,19 +112,29 @@ class UidLease:
                 handle.close()
                 continue
             self.uid, self._handle = uid, handle
+            # A worker that crashed cannot clean up: whatever it left of this uid goes now.
+            self.kill_all()
             return
         raise GraderError("no free sandbox uid in 61000-61999")
 
     def kill_all(self) -> None:
-        """Kill every process running as the sandbox uid (daemons included)."""
+        """Kill every process running as the sandbox uid (daemons included) and remove
+        the files it owns at the top of the shared temporary folders (:data:`SHARED_TMP`).
+
+        Both happen in a child process that has become the sandbox uid, so it can
+        remove nothing that uid could not remove itself.
+        """
         if self.uid is None:
             return
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
             try:
+                os.setgroups([])
                 os.setgid(self.uid)
                 os.setuid(self.uid)
-                os.kill(-1, signal.SIGKILL)
+                with contextlib.suppress(OSError):
+                    os.kill(-1, signal.SIGKILL)
+                _remove_owned(self.uid)
             finally:
                 os._exit(0)
         os.waitpid(pid, 0)
@@ -127,6 +144,26 @@ class UidLease:
             self.kill_all()
             self._handle.close()
             self._handle = None
+
+
+def _remove_owned(uid: int) -> None:
+    """Remove the entries of :data:`SHARED_TMP` that ``uid`` owns (run as ``uid``)."""
+    for folder in SHARED_TMP:
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    if entry.stat(follow_symlinks=False).st_uid != uid:
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.unlink(entry.path)
+
+
+def sandbox_write_paths(workdir: Path | str) -> list[str]:
+    """What a confined kernel may write: its own folder (temporary files in ``tmp/``)
+    and ``/dev/null``."""
+    return [str(workdir), *DEV_WRITE]
 
 
 def probe_unprivileged(python: str = sys.executable) -> str | None:
@@ -158,7 +195,8 @@ def sandbox_read_paths() -> list[str]:
 
     paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
              *site.getsitepackages(), str(Path(dlcourse.__file__).resolve().parent),
-             "/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys"]
+             "/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys",
+             *DEV_READ]
     paths += [os.path.realpath(p) for p in paths]
     return sorted({p for p in paths if os.path.exists(p)})
 
@@ -217,6 +255,7 @@ class SandboxKernel:
             "USER": "student",
             "LOGNAME": "student",
             "TMPDIR": str(self.workdir / "tmp"),
+            "JOBLIB_TEMP_FOLDER": str(self.workdir / "tmp"),
             "LANG": "C.UTF-8",
             "PYTHONHASHSEED": str(self.limits.seed),
             "PYTHONNOUSERSITE": "1",
@@ -266,7 +305,7 @@ class SandboxKernel:
             "env": self._env(),
             "read_paths": ([*sandbox_read_paths(), str(self._rpc_dir)]
                            if self.limits.confine else None),
-            "write_paths": [str(self.workdir), "/dev"],
+            "write_paths": sandbox_write_paths(self.workdir),
             "limits": {
                 "data": memory,
                 "cpu": int(self.limits.notebook_timeout + 60),

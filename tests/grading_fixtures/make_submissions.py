@@ -2,6 +2,8 @@
 
     .venv/bin/python tests/grading_fixtures/make_submissions.py
 
+It is deterministic: running it again rewrites the same files.
+
 Each notebook is a variant of ``course/solutions/fixture_ex.ipynb`` (the tiny
 fixture exercise, 6 points: double 1+1, Counter 1, dropout 2, RESULT 1).
 ``EXPECTED`` is the score each must get and is what the tests check.
@@ -9,6 +11,7 @@ fixture exercise, 6 points: double 1+1, Counter 1, dropout 2, RESULT 1).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -44,7 +47,11 @@ EXPECTED = {
     "missing_answer": (5, "does not define 'Counter'"),
     "calls_reference": (4, "earns no credit"),
     "returns_object": (4, "returned an object of type set"),
+    "writes_shm": (5, "define RESULT"),
 }
+
+#: Files the writes_shm notebook tries to leave in /dev/shm (the tests check none is left).
+SHM_PREFIX = "/dev/shm/dlcourse-fixture-escape"
 
 
 def _tagged(source: str):
@@ -55,6 +62,9 @@ def notebook(*cells: str, ids: list[str] | None = None):
     solution = nbformat.read(HERE / "course" / "solutions" / "fixture_ex.ipynb", as_version=4)
     answer_ids = [c.id for c in solution.cells if "answer" in c.metadata.get("tags", [])]
     nb = new_notebook(cells=[new_code_cell(c) for c in cells])
+    # Other cells get ids from their index and source, so regenerating changes nothing.
+    for index, cell in enumerate(nb.cells):
+        cell.id = hashlib.sha256(f"{index}:{cell.source}".encode()).hexdigest()[:8]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
     # Cells keep the exercise's answer-cell ids, as Jupyter would.
@@ -143,6 +153,27 @@ def build() -> dict[str, object]:
         "def dropout(x, rate, seed):\n    return dropout_forward(x, rate, rng=seed)[0]", RESULT)
     nbs["returns_object"] = notebook(
         HEADER, "def double(x):\n    return set(x.tolist())", COUNTER, DROPOUT, RESULT)
+    # RESULT only through /dev/shm, and memory that RLIMIT_DATA does not count (3 x 200 MiB,
+    # each under the 256 MiB file-size limit): the sandbox must refuse both.
+    nbs["writes_shm"] = notebook(
+        HEADER, DOUBLE, COUNTER, DROPOUT,
+        "import json\n"
+        f"path = '{SHM_PREFIX}-result.json'\n"
+        "try:\n"
+        "    with open(path, 'w') as f:\n"
+        "        json.dump({'rate': 0.25, 'ok': [True, None]}, f)\n"
+        "    with open(path) as f:\n"
+        "        saved = json.load(f)\n"
+        "    RESULT = {'rate': saved['rate'], 'ok': tuple(saved['ok'])}\n"
+        "except OSError as e:\n"
+        "    print('could not use /dev/shm:', e)",
+        "for i in range(3):\n"
+        "    try:\n"
+        f"        with open(f'{SHM_PREFIX}-hog{{i}}', 'wb') as f:\n"
+        "            for _ in range(200):\n"
+        "                f.write(bytes(2**20))\n"
+        "    except OSError as e:\n"
+        "        print('could not use /dev/shm:', e)")
     return nbs
 
 
