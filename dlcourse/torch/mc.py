@@ -42,7 +42,8 @@ def _accelerator_devices(model: nn.Module, x: torch.Tensor) -> dict[str, list[in
             continue
         index = device.index
         if index is None:  # "cuda" without an index means the current device
-            index = torch.get_device_module(device.type).current_device()
+            module = torch.get_device_module(device.type)
+            index = module.current_device() if hasattr(module, "current_device") else 0
         found.setdefault(device.type, set()).add(index)
     return {kind: sorted(indices) for kind, indices in found.items()}
 
