@@ -256,3 +256,42 @@ def test_keras_mc_predict_is_seeded_and_restores_state():
     still = keras_mc(det, x, 3, seed=0, output="logits")
     assert np.allclose(still.std, 0, atol=1e-7)
     assert np.allclose(still.mean, softmax(keras.ops.convert_to_numpy(det(x))), atol=1e-6)
+
+
+@pytest.mark.torch
+def test_torch_mc_predict_cuda_rng_handling_without_a_gpu(monkeypatch):
+    """The CUDA path, checked on CPU with a fake torch.cuda RNG: the devices that
+    hold x or the model are found, forked, seeded and restored; no other device is."""
+    torch = pytest.importorskip("torch")
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    from dlcourse.torch import mc as tmc
+
+    fake_x = SimpleNamespace(device=torch.device("cuda", 1))
+    assert tmc._accelerator_devices(nn.Linear(2, 2, device="meta"), fake_x) == {"cuda": [1]}
+    assert tmc._accelerator_devices(nn.Linear(2, 2), torch.ones(1)) == {}
+
+    class FakeGenerator:
+        def __init__(self):
+            self.seeds = []
+
+        def manual_seed(self, seed):
+            self.seeds.append(seed)
+            return self
+
+    generators = (FakeGenerator(), FakeGenerator(), FakeGenerator())
+    restored = []
+    monkeypatch.setattr(torch.cuda, "default_generators", generators, raising=False)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device="cuda": f"state{device}")
+    monkeypatch.setattr(torch.cuda, "set_rng_state",
+                        lambda state, device="cuda": restored.append((device, state)))
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: pytest.fail("seeds every GPU"))
+    cpu = torch.get_rng_state()
+    with tmc._seeded_global_rng(7, {"cuda": [1, 2]}):
+        assert [g.seeds for g in generators] == [[], [7], [7]]
+        assert torch.initial_seed() == 7
+        torch.rand(3)
+    assert sorted(restored) == [(1, "state1"), (2, "state2")]
+    assert torch.equal(torch.get_rng_state(), cpu)
