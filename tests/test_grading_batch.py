@@ -24,7 +24,12 @@ COURSE = FIXTURES / "course"
 SUBMISSIONS = FIXTURES / "submissions"
 HIDDEN = COURSE / "tests" / "hidden" / "fixture_ex"
 sys.path.insert(0, str(FIXTURES))
-from make_submissions import EXPECTED, SHM_PREFIX  # noqa: E402
+from make_submissions import (  # noqa: E402
+    EXPECTED,
+    EXPECTED_TIME_LIMITS,
+    SHM_PREFIX,
+    TIME_LIMITS,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -281,6 +286,36 @@ def test_worker_killed_part_way_reports_every_test_with_its_points(tmp_path):
     assert (row["max_score"], row["percent"], row["status"]) == ("10", "60.0", "grading failed")
     # The dead worker's kernel is killed and its sandbox folder removed.
     assert _sandbox_leftovers(name) == ([], [])
+
+
+def test_time_limits_interrupt_then_kill_and_the_batch_goes_on(tmp_path):
+    """A cell that swallows KeyboardInterrupt is killed; a notebook past its limit is stopped."""
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlcourse", "grade", str(FIXTURES / "time_limits"),
+         "--exercise", "fixture_ex", "--root", str(COURSE), "--out", str(out), "--jobs", "3",
+         "--timeout", str(TIME_LIMITS["cell_timeout"]),
+         "--notebook-timeout", str(TIME_LIMITS["notebook_timeout"]), "--no-progress"],
+        capture_output=True, text=True, timeout=300)
+    # A student's time-out is the student's failure, not the grader's.
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    results = {p.parent.name: json.loads(p.read_text()) for p in out.glob("*/results.json")}
+    assert set(results) == set(EXPECTED_TIME_LIMITS)
+    for student, (score, phrase) in EXPECTED_TIME_LIMITS.items():
+        result = results[student]
+        assert result["score"] == score and result["max_score"] == 6, student
+        if phrase is None:
+            continue
+        assert result["extra_data"]["status"] == "kernel died"
+        assert phrase in " ".join(result["extra_data"]["notes"])
+        for test in result["tests"]:  # every test: 0, and the time limit is the reason
+            assert test["score"] == 0 and "time limit" in test["output"], test
+            assert phrase in test["output"], test
+        # Everything before the limit ran: the answers were defined, then the limit hit.
+        assert result["execution_time"] < TIME_LIMITS["notebook_timeout"] + 15
+    notes = " ".join(results["swallows_interrupt"]["extra_data"]["notes"])
+    assert "ran past its time limit of 3 s and was interrupted" in notes
+    assert _sandbox_leftovers("swallows_interrupt.ipynb")[0] == []
 
 
 def test_broken_hidden_tests_are_a_grader_failure(tmp_path):

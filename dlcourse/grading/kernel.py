@@ -424,8 +424,8 @@ class SandboxKernel:
             try:
                 self._collect(msg_id, time.monotonic() + 5.0)
             except (CellTimeout, KernelDied):
-                self._die(f"the kernel did not stop after running past {timeout:g} s "
-                          "and was killed")
+                self._die(f"the code ran past its time limit of {timeout:g} s and did not "
+                          "stop when interrupted, so the kernel was killed")
             raise
 
     def request_file(self, text: str) -> Path:

@@ -135,7 +135,7 @@ class Submission:
             result = self._kernel.execute(code, timeout=limit, store_history=False)
         except CellTimeout:
             if self._kernel.dead_reason is not None:
-                raise SubmissionDied(f"{label} ran past {limit:g} s; "
+                raise SubmissionDied(f"{label} ran past its time limit of {limit:g} s; "
                                      f"{self._kernel.dead_reason}") from None
             raise SubmissionTimeout(f"{label} did not finish within {limit:g} s") from None
         except KernelDied as exc:

@@ -428,7 +428,8 @@ def _run_cells(kernel, nb, limits, notes: list[str]) -> str | None:
         try:
             result = kernel.execute(cell.source, timeout=limits.cell_timeout)
         except CellTimeout:
-            notes.append(f"cell {index} ran past {limits.cell_timeout:g} s and was interrupted")
+            notes.append(f"cell {index} ran past its time limit of {limits.cell_timeout:g} s "
+                         "and was interrupted")
             if kernel.dead_reason is not None:
                 return f"{kernel.dead_reason} (in cell {index})"
             continue

@@ -50,6 +50,15 @@ EXPECTED = {
     "writes_shm": (5, "define RESULT"),
 }
 
+#: Graded with a short notebook limit (TIME_LIMITS, in the folder time_limits/):
+#: stem -> (points, a phrase every test's feedback must contain).
+TIME_LIMITS = {"cell_timeout": 3, "notebook_timeout": 20}
+EXPECTED_TIME_LIMITS = {
+    "swallows_interrupt": (0, "did not stop when interrupted"),
+    "outlasts_notebook": (0, "the notebook's time limit of 20 s ran out"),
+    "full": (6, None),
+}
+
 #: Files the writes_shm notebook tries to leave in /dev/shm (the tests check none is left).
 SHM_PREFIX = "/dev/shm/dlcourse-fixture-escape"
 
@@ -177,7 +186,23 @@ def build() -> dict[str, object]:
     return nbs
 
 
+def build_time_limits() -> dict[str, object]:
+    """Notebooks that answer everything, then run past the cell or the notebook limit."""
+    answers = (HEADER, DOUBLE, COUNTER, DROPOUT, RESULT)
+    swallow = ("while True:\n    try:\n        while True:\n            pass\n"
+               "    except KeyboardInterrupt:\n        print('interrupted; going on')")
+    slow = [f"import time\ntime.sleep(2)  # {i}" for i in range(12)]  # 24 s > 20 s
+    return {
+        "swallows_interrupt": notebook(*answers, swallow),
+        "outlasts_notebook": notebook(*answers, *slow),
+        "full": notebook(*answers),
+    }
+
+
 def main() -> None:
+    (HERE / "time_limits").mkdir(exist_ok=True)
+    for name, nb in build_time_limits().items():
+        nbformat.write(nb, HERE / "time_limits" / f"{name}.ipynb")
     OUT.mkdir(exist_ok=True)
     for name, nb in build().items():
         nbformat.write(nb, OUT / f"{name}.ipynb")
