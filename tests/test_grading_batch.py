@@ -26,6 +26,7 @@ HIDDEN = COURSE / "tests" / "hidden" / "fixture_ex"
 sys.path.insert(0, str(FIXTURES))
 from make_submissions import (  # noqa: E402
     EXPECTED,
+    EXPECTED_SEEDING,
     EXPECTED_TIME_LIMITS,
     SHM_PREFIX,
     TIME_LIMITS,
@@ -316,6 +317,24 @@ def test_time_limits_interrupt_then_kill_and_the_batch_goes_on(tmp_path):
     notes = " ".join(results["swallows_interrupt"]["extra_data"]["notes"])
     assert "ran past its time limit of 3 s and was interrupted" in notes
     assert _sandbox_leftovers("swallows_interrupt.ipynb")[0] == []
+
+
+@pytest.mark.torch
+def test_every_submission_starts_from_the_same_seeds(tmp_path):
+    """random, NumPy's global generator, torch and str hashes: the same draws in every kernel."""
+    pytest.importorskip("torch")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlcourse", "grade", str(FIXTURES / "seeding"), "--exercise",
+         "fixture_seed", "--root", str(COURSE), "--out", str(out), "--jobs", "2",
+         "--no-progress"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    results = {p.parent.name: json.loads(p.read_text()) for p in out.glob("*/results.json")}
+    assert set(results) == set(EXPECTED_SEEDING)
+    for student, score in EXPECTED_SEEDING.items():
+        result = results[student]
+        failed = {t["name"]: t["output"] for t in result["tests"] if t["score"] < t["max_score"]}
+        assert result["score"] == score == result["max_score"], failed
 
 
 def test_broken_hidden_tests_are_a_grader_failure(tmp_path):

@@ -59,6 +59,11 @@ EXPECTED_TIME_LIMITS = {
     "full": (6, None),
 }
 
+#: Graded against the fixture exercise fixture_seed (folder seeding/): their first draws
+#: from random, NumPy's global generator and torch, and a str hash, in DRAWS. Each must earn
+#: all 4 points, i.e. see exactly the draws of the grader's seed.
+EXPECTED_SEEDING = {"numpy_first": 4, "torch_first": 4}
+
 #: Files the writes_shm notebook tries to leave in /dev/shm (the tests check none is left).
 SHM_PREFIX = "/dev/shm/dlcourse-fixture-escape"
 
@@ -199,7 +204,34 @@ def build_time_limits() -> dict[str, object]:
     }
 
 
+def build_seeding() -> dict[str, object]:
+    """Two notebooks that import and draw in different orders, after different code."""
+    def draws(*order):
+        parts = {"random": "[random.random() for _ in range(3)]",
+                 "numpy": "np.random.rand(3).tolist()",
+                 "torch": "torch.rand(3).tolist()", "hash": "hash('dlcourse')"}
+        return "DRAWS = {}\n" + "".join(f"DRAWS[{k!r}] = {parts[k]}\n" for k in order)
+
+    return {
+        "numpy_first": new_notebook(cells=[
+            new_code_cell('EXERCISE = "fixture_seed"\nimport random\nimport numpy as np\n'
+                          "import torch"),
+            new_code_cell(draws("random", "numpy", "torch", "hash"))]),
+        "torch_first": new_notebook(cells=[
+            new_code_cell('EXERCISE = "fixture_seed"\nimport torch\n'
+                          "x = torch.arange(4.0).reshape(2, 2) @ torch.ones(2)  # no draw"),
+            new_code_cell("import random\nimport sklearn\nimport numpy as np\n\n"
+                          "def unused():\n    return np.random.rand()\n"),
+            new_code_cell(draws("hash", "torch", "numpy", "random"))]),
+    }
+
+
 def main() -> None:
+    (HERE / "seeding").mkdir(exist_ok=True)
+    for name, nb in build_seeding().items():
+        for index, cell in enumerate(nb.cells):
+            cell.id = f"{name[:4]}{index:04d}"
+        nbformat.write(nb, HERE / "seeding" / f"{name}.ipynb")
     (HERE / "time_limits").mkdir(exist_ok=True)
     for name, nb in build_time_limits().items():
         nbformat.write(nb, HERE / "time_limits" / f"{name}.ipynb")
