@@ -470,6 +470,30 @@ def test_release_bundle_has_no_solutions_and_no_hidden_tests(tmp_path):
     assert grader.getinfo("run_autograder").external_attr >> 16 & 0o111
 
 
+def test_release_zips_hold_what_pip_install_needs(tmp_path):
+    """`pip install .` from either zip: pyproject.toml, the README.md it names, the package."""
+    assert cli_main(["release", "--root", str(COURSE), "--out", str(tmp_path / "dist")]) == 0
+    for name in ("dlcourse-student.zip", "autograder-fixture_ex.zip"):
+        src = tmp_path / name.removesuffix(".zip")
+        zipfile.ZipFile(tmp_path / "dist" / name).extractall(src)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+             "--no-index", "-w", str(tmp_path / "wheels" / src.name), str(src)],
+            capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        # setuptools only warns about a missing readme; pip would then install a package
+        # without its description, so the file pyproject.toml names must be in the zip.
+        assert "cannot be found" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+        (wheel,) = (tmp_path / "wheels" / src.name).glob("dlcourse-*.whl")
+        names = zipfile.ZipFile(wheel).namelist()
+        assert {"dlcourse/grading/launcher.py", "dlcourse/grading/kernel_side.py",
+                "dlcourse/cli.py"} <= set(names)
+        metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        assert "dlcourse" in zipfile.ZipFile(wheel).read(metadata).decode().split("\n\n", 1)[1]
+    setup = zipfile.ZipFile(tmp_path / "dist" / "autograder-fixture_ex.zip").read("setup.sh")
+    assert b"--extra-index-url https://download.pytorch.org/whl/cpu" in setup
+
+
 # -- command line ---------------------------------------------------------------------
 def test_student_ids_are_paths_below_the_submissions_root(tmp_path):
     from dlcourse.grading.batch import student_ids, submissions_root

@@ -337,6 +337,58 @@ def test_every_submission_starts_from_the_same_seeds(tmp_path):
         assert result["score"] == score == result["max_score"], failed
 
 
+def _fake_autograder(tmp_path):
+    """The autograder zip unpacked as Gradescope would: ROOT/source, submission, results."""
+    import zipfile
+
+    from dlcourse.grading.release import release
+
+    release(root=COURSE, out=tmp_path / "dist")
+    root = tmp_path / "autograder"
+    zipfile.ZipFile(tmp_path / "dist" / "autograder-fixture_ex.zip").extractall(root / "source")
+    (root / "submission").mkdir()
+    (root / "results").mkdir()
+    return root
+
+
+def _run_autograder(root):
+    import os
+
+    env = dict(os.environ, AUTOGRADER_ROOT=str(root), DLCOURSE_PYTHON=sys.executable)
+    proc = subprocess.run(["bash", str(root / "source" / "run_autograder")], env=env,
+                          capture_output=True, text=True, timeout=600)
+    return proc, json.loads((root / "results" / "results.json").read_text())
+
+
+def test_run_autograder_grades_a_submission_in_a_fake_autograder_folder(tmp_path):
+    root = _fake_autograder(tmp_path)
+    shutil.copy(SUBMISSIONS / "full.ipynb", root / "submission" / "my_answers.ipynb")
+    proc, result = _run_autograder(root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert result["score"] == result["max_score"] == 6, result.get("output")
+    assert len(result["tests"]) == 5 and all(t["visibility"] for t in result["tests"])
+    extra = result["extra_data"]
+    assert extra["hidden_tests_sha256"] == sha256sum_of_folder(
+        root / "source/tests/hidden/fixture_ex") == sha256sum_of_folder(HIDDEN)
+    assert "results in" in proc.stdout  # the grader's summary, for the instructor
+
+
+def test_run_autograder_always_writes_results_json(tmp_path):
+    root = _fake_autograder(tmp_path)
+    proc, result = _run_autograder(root)  # nothing submitted
+    assert proc.returncode == 0 and result["score"] == 0
+    assert "No .ipynb file was submitted" in result["output"]
+    # The grader cannot run at all (here: the hidden tests are missing, exit status 2).
+    shutil.copy(SUBMISSIONS / "full.ipynb", root / "submission" / "fixture_ex.ipynb")
+    shutil.rmtree(root / "source/tests/hidden/fixture_ex")
+    proc, result = _run_autograder(root)
+    assert proc.returncode == 0, proc.stderr
+    assert result["score"] == 0 and result["extra_data"]["status"] == "grading failed"
+    assert "could not grade this submission" in result["output"]
+    assert "exit status 2" in result["output"] and "not your fault" in result["output"]
+    assert "no hidden tests" in proc.stdout  # the grader's own words, for the instructor
+
+
 def test_broken_hidden_tests_are_a_grader_failure(tmp_path):
     course = tmp_path / "course"
     shutil.copytree(COURSE, course)
