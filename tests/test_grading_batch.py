@@ -389,6 +389,44 @@ def test_run_autograder_always_writes_results_json(tmp_path):
     assert "no hidden tests" in proc.stdout  # the grader's own words, for the instructor
 
 
+HANG_TESTS = '''
+import time
+
+from dlcourse.grading import points
+
+
+@points(2)
+def test_grader_hangs(submission):
+    """the grader's worker hangs here"""
+    time.sleep(600)
+'''
+
+
+def test_hung_worker_is_stopped_and_reports_every_test_with_its_points(tmp_path):
+    import uuid
+
+    from dlcourse.grading.batch import Batch
+    from dlcourse.grading.kernel import Limits
+    from dlcourse.grading.runner import Exercise
+
+    course = _course_copy(tmp_path)
+    (course / "tests/hidden/fixture_ex/test_zz_hang.py").write_text(HANG_TESTS)
+    batch = Batch(Exercise.find("fixture_ex", course),
+                  Limits(cell_timeout=3, notebook_timeout=10, memory_mb=512),
+                  out=tmp_path / "out", progress=False)
+    batch.worker_slack = 5.0  # the worker may run 10 + 5 s
+    assert [t["max_score"] for t in batch.all_tests] == [1, 1, 1, 2, 1, 2]
+    name = f"hang_{uuid.uuid4().hex[:8]}.ipynb"
+    shutil.copy(SUBMISSIONS / "full.ipynb", tmp_path / name)
+    (result,) = batch.run([tmp_path / name]).values()
+    assert _sandbox_leftovers(name) == ([], [])
+    assert batch.grader_errors and "ran past 15 s and was stopped" in batch.grader_errors[0]
+    assert result["max_score"] == 8 and result["score"] == 6
+    hung = next(t for t in result["tests"] if t["name"] == "the grader's worker hangs here")
+    assert hung["score"] == 0 and "ran past 15 s" in hung["output"]
+    assert result["extra_data"]["status"] == "grading failed"
+
+
 def test_broken_hidden_tests_are_a_grader_failure(tmp_path):
     course = tmp_path / "course"
     shutil.copytree(COURSE, course)
