@@ -142,8 +142,8 @@ def _package_files() -> list[tuple[str, Path]]:
 
 def _project_files(root: Path) -> list[tuple[str, Path]]:
     files = []
-    for name in ("pyproject.toml", "requirements/requirements.txt",
-                 "requirements/constraints.txt"):
+    for name in ("pyproject.toml", "LICENSE", "requirements/requirements.txt",
+                 "requirements/constraints.txt"):  # LICENSE: pyproject's license-files
         for base in (root, REPO_DIR):
             if (base / name).is_file():
                 files.append((name, base / name))
