@@ -359,17 +359,27 @@ def _live_processes_of(uid, wait=5.0):
         time.sleep(0.1)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs root")
-def test_uid_lease_kills_and_removes_what_the_sandbox_user_left(tmp_path):
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+@pytest.fixture
+def shared_tmp():
+    """A folder other users can enter (pytest's tmp is root-only), for the uid-switch tests."""
     import tempfile
 
+    if os.geteuid() != 0:
+        pytest.skip("switching user needs root")
+    if not os.path.exists(SYSTEM_PYTHON):
+        pytest.skip("needs a system Python that other users can run")
+    path = Path(tempfile.mkdtemp(prefix="dlcourse-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_uid_lease_kills_and_removes_what_the_sandbox_user_left(shared_tmp):
     from dlcourse.grading.kernel import UidLease
 
-    python = "/usr/bin/python3"
-    if not os.path.exists(python):
-        pytest.skip("needs a system Python that other users can run")
-    tmp_path = Path(tempfile.mkdtemp(prefix="dlcourse-test-"))  # pytest's tmp is root-only
-    tmp_path.chmod(0o755)
     lease = UidLease()
     left = [f"/dev/shm/dlcourse-lease-test-{lease.uid}", f"/tmp/dlcourse-lease-test-{lease.uid}"]
     code = ("import os, time\n"
@@ -379,7 +389,7 @@ def test_uid_lease_kills_and_removes_what_the_sandbox_user_left(tmp_path):
             "    time.sleep(300)\n    os._exit(0)\n"
             "print(os.getpid())")
     try:
-        proc = _launch(tmp_path, code, uid=lease.uid, gid=lease.uid, python=python)
+        proc = _launch(shared_tmp, code, uid=lease.uid, gid=lease.uid, python=SYSTEM_PYTHON)
         assert proc.returncode == 0, proc.stderr
         assert all(os.path.exists(p) for p in left)
         lease.release()
@@ -390,19 +400,10 @@ def test_uid_lease_kills_and_removes_what_the_sandbox_user_left(tmp_path):
         for path in left:
             with contextlib.suppress(OSError):
                 os.unlink(path)
-        shutil.rmtree(tmp_path, ignore_errors=True)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="switching user needs root")
-def test_launcher_drops_root_to_the_sandbox_user(tmp_path):
-    python = "/usr/bin/python3"
-    if not os.path.exists(python):
-        pytest.skip("needs a system Python that other users can run")
-    import tempfile
-
-    tmp_path = Path(tempfile.mkdtemp(prefix="dlcourse-test-"))  # pytest's tmp is root-only
-    tmp_path.chmod(0o755)
-    secret = tmp_path / "root_only.txt"
+def test_launcher_drops_root_to_the_sandbox_user(shared_tmp):
+    secret = shared_tmp / "root_only.txt"
     secret.write_text("secret")
     secret.chmod(0o600)
     code = ("import os\nprint(os.getuid(), os.getgid(), os.getgroups())\n"
@@ -410,10 +411,7 @@ def test_launcher_drops_root_to_the_sandbox_user(tmp_path):
             "except PermissionError:\n    print('no read')\n"
             "try:\n    os.setuid(0); print('regained root')\n"
             "except PermissionError:\n    print('stays unprivileged')")
-    try:
-        proc = _launch(tmp_path, code, uid=61999, gid=61999, python=python)
-    finally:
-        shutil.rmtree(tmp_path, ignore_errors=True)
+    proc = _launch(shared_tmp, code, uid=61999, gid=61999, python=SYSTEM_PYTHON)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["61999 61999 []", "no read", "stays unprivileged"]
 
