@@ -185,6 +185,7 @@ class Batch:
         self.hidden_sha256 = exercise.bundle_sha256()
         self.grader_errors: list[str] = []
         self._lock = threading.Lock()
+        self.all_tests: list[dict] | None = None  # the collecting job sends none
         self.all_tests, self.collect_errors = self._collect()
         if not self.all_tests and not self.collect_errors:
             raise GraderError(f"no hidden tests found in {exercise.hidden_dir}")
@@ -199,7 +200,7 @@ class Batch:
             "limits": asdict(self.limits),
             "unprivileged": self.unprivileged,
             "notebook": None if notebook is None else str(notebook),
-            "all_tests": getattr(self, "all_tests", None),
+            "all_tests": self.all_tests,
         })
 
     def _env(self) -> dict[str, str]:

@@ -13,15 +13,17 @@ from dlcourse._checks import check_choice, check_positive_int  # noqa: E402
 from dlcourse.uncertainty import MCPrediction, softmax, summarize  # noqa: E402
 
 
-def _seed_generators(model) -> list:
-    """Every ``SeedGenerator`` attached to the model's layers (depth first)."""
-    found, seen = [], set()
+def _layer_state(model) -> tuple[list, list]:
+    """The model's ``SeedGenerator`` objects and scheduled ``step`` variables (depth first)."""
+    generators, steps, seen = [], [], set()
     for layer in model._flatten_layers(include_self=True, recursive=True):
         for value in vars(layer).values():
             if isinstance(value, keras.random.SeedGenerator) and id(value) not in seen:
                 seen.add(id(value))
-                found.append(value)
-    return found
+                generators.append(value)
+        if isinstance(getattr(layer, "step", None), keras.Variable):
+            steps.append(layer.step)
+    return generators, steps
 
 
 def mc_predict(model, x, n_samples: int = 50, *, seed: int | None = None,
@@ -57,11 +59,11 @@ def mc_predict(model, x, n_samples: int = 50, *, seed: int | None = None,
     """
     n_samples = check_positive_int(n_samples, "n_samples")
     output = check_choice(output, "output", ("logits", "probs"))
-    generators = _seed_generators(model) if seed is not None else []
+    generators, steps = _layer_state(model)
+    if seed is None:
+        generators = []  # unseeded: the layers' own streams advance as in any call
     saved = [g.state.numpy() for g in generators]
     # training calls advance schedules such as DropBlock2D's step counter: restore them
-    steps = [layer.step for layer in model._flatten_layers(include_self=True, recursive=True)
-             if isinstance(getattr(layer, "step", None), keras.Variable)]
     saved_steps = [v.numpy() for v in steps]
     try:
         for i, g in enumerate(generators):
