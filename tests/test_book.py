@@ -30,6 +30,15 @@ CHROMIUM_FLAGS = [
 MATH = re.compile(r"\$\$|(?<![\\$])\$[^$\s][^$\n]*\$|\{math\}")
 # What must never reach a rendered page: log lines, progress bars, warnings.
 NOISE = re.compile(r"oneDNN|absl::|WARNING:|I0000|Warning:|\d+/\d+ ━|━━━━━━━━━━ \d")
+# A code cell that draws a figure: pyplot, or a plotting function of dlcourse
+# (`plot_history(...)`, `figures.plot_rate(...)`), not a `def plot_...`.
+DRAWS = re.compile(r"(?<!def )\b(plt\.(subplots|figure|subplot_mosaic)|plot_\w+|figures\.\w+)\s*\(")
+# MyST-NB glue references in markdown: {glue}`key`, {glue:text}`key:.2f`, {glue:figure} key.
+GLUE_ROLE = re.compile(r"\{glue(?::(?:any|text|md|figure|math))?\}`([^`:]+)(?::[^`]*)?`")
+GLUE_DIRECTIVE = re.compile(r"^[`:]{3,}\{glue(?::(?:any|figure|math|md))?\}\s+(\S+)", re.M)
+# What a reader must not see: nbval's comment markers, and cells printing a bare verdict.
+NBVAL_COMMENT = re.compile(r"#\s*NBVAL_\w+")
+VERDICT = re.compile(r"^[^\n]*:\s*(True|False)\s*$", re.M)
 
 
 def _toc_files() -> list[str]:
@@ -101,6 +110,91 @@ def test_chapter_imports_dlcourse_and_is_clean(path):
         assert part in md, f"{path.name}: no '{part}' box"
 
 
+def _hidden(cell) -> bool:
+    tags = set(cell.get("metadata", {}).get("tags", []))
+    return bool(tags & {"remove-cell", "remove-output"})
+
+
+def _drawing_cells(nb) -> list:
+    """The code cells that draw a figure, whose output the page must show."""
+    return [c for c in nb.cells
+            if c.cell_type == "code" and not _hidden(c) and DRAWS.search(c.source)]
+
+
+def _has_image(cell) -> bool:
+    return any(k.startswith("image/") for o in cell.get("outputs", []) for k in o.get("data", {}))
+
+
+def test_drawing_cells_are_recognised():
+    """The pattern that finds drawing cells finds them, and only them."""
+    draws = ["fig, ax = plt.subplots()", "fig = plot_history(runs)",
+             "fig = figures.plot_rate(rate)", "plt.figure(figsize=(3, 3))"]
+    quiet = ["def plot_curve(x):\n    return x", "print('plot_history')  # no call",
+             "x = np.arange(3)"]
+    assert all(DRAWS.search(s) for s in draws)
+    assert not [s for s in quiet if DRAWS.search(s)]
+
+
+@pytest.mark.parametrize("path", _chapters(), ids=lambda p: p.stem)
+def test_every_drawing_cell_stores_its_figure(path):
+    """A cell that draws must keep an image output (a kernel on the Agg backend stores none)."""
+    nb = nbformat.read(path, as_version=4)
+    blank = [c.source.strip().splitlines()[0][:70] for c in _drawing_cells(nb) if not _has_image(c)]
+    assert not blank, (f"{path.name}: {len(blank)} drawing cell(s) without an image output "
+                       f"(was the kernel's matplotlib backend inline?): {blank}")
+
+
+def _glue_keys(nb) -> set[str]:
+    """Names glued by the notebook's stored outputs (MyST-NB's `glue`)."""
+    keys = set()
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name:
+                keys.add(name)
+    return keys
+
+
+def _glue_refs(markdown: str) -> set[str]:
+    text = re.sub(r"```(?!\{glue).*?```", "", markdown, flags=re.S)   # not inside code blocks
+    return {m.strip() for m in GLUE_ROLE.findall(text)} | set(GLUE_DIRECTIVE.findall(text))
+
+
+def test_glue_references_are_recognised():
+    md = ("error {glue:text}`err:.1f` %, {glue}`n` runs, {glue:md}`table` and\n"
+          ":::{glue:figure} fig_rate\n:::\n```python\n{glue}`in_code`\n```")
+    assert _glue_refs(md) == {"err", "n", "table", "fig_rate"}
+
+
+@pytest.mark.parametrize("path", _chapters(), ids=lambda p: p.stem)
+def test_every_glued_value_is_computed(path):
+    """Each number the prose takes from a computation ({glue}) is stored by a cell."""
+    nb = nbformat.read(path, as_version=4)
+    md = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    missing = sorted(_glue_refs(md) - _glue_keys(nb))
+    assert not missing, (f"{path.name}: the prose uses glued values that no cell glues "
+                         f"(or the notebook is not executed): {missing}")
+
+
+@pytest.mark.parametrize("path", _chapters(), ids=lambda p: p.stem)
+def test_reader_sees_no_test_scaffolding(path):
+    """nbval markers are cell tags, not comments; claims are shown as numbers, not `: True`."""
+    nb = nbformat.read(path, as_version=4)
+    problems = []
+    for cell in nb.cells:
+        if cell.cell_type != "code" or "remove-cell" in cell.get("metadata", {}).get("tags", []):
+            continue
+        if NBVAL_COMMENT.search(cell.source):
+            problems.append(f"nbval comment in the code: {cell.source.splitlines()[0][:60]!r}")
+        if "remove-output" in cell.get("metadata", {}).get("tags", []):
+            continue
+        for out in cell.get("outputs", []):
+            text = out.get("text", "") if out.get("output_type") == "stream" else ""
+            if VERDICT.search(text):
+                problems.append(f"a verdict printed for the reader: {VERDICT.search(text).group()!r}")
+    assert not problems, f"{path.name}:\n" + "\n".join(problems)
+
+
 def _chromium() -> str | None:
     for candidate in (os.environ.get("CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium",
                       shutil.which("chromium-browser"), shutil.which("google-chrome")):
@@ -145,20 +239,21 @@ def _dom(chromium: str, page: Path) -> str:
 
 
 def _expected_figures(source: Path, doc: str) -> int:
-    """Images the page must show: stored image outputs, or figure/image directives."""
+    """Images the page must show: one per drawing cell (or per stored image, if more),
+    or one per figure/image directive of a Markdown page."""
     if source.suffix == ".md":
         return len(re.findall(r"^[`:]{3,}\{(figure|image)\}", source.read_text(), re.M))
     if not _executed(doc):
         return 0
     nb = nbformat.read(source, as_version=4)
-    count = 0
+    stored = 0
     for cell in nb.cells:
-        tags = set(cell.get("metadata", {}).get("tags", []))
-        if cell.cell_type != "code" or tags & {"remove-cell", "remove-output"}:
+        if cell.cell_type != "code" or _hidden(cell):
             continue
-        count += sum(1 for o in cell.get("outputs", [])
-                     if any(k.startswith("image/") for k in o.get("data", {})))
-    return count
+        stored += sum(1 for o in cell.get("outputs", [])
+                      if any(k.startswith("image/") for k in o.get("data", {})))
+    # at least one image per drawing cell, whatever the stored outputs hold
+    return max(stored, len(_drawing_cells(nb)))
 
 
 def _has_math(source: Path) -> bool:
