@@ -1,0 +1,1 @@
+"""Mutation suites of the exercises' hidden tests (see :mod:`tests.mutants.harness`)."""
