@@ -136,10 +136,12 @@ def assign(
     if not names:
         raise ValueError(f"no solution notebooks found in {solutions_dir}")
     changed = []
+    unknown = [n for n in names if not (solutions_dir / f"{n}.ipynb").is_file()]
+    if unknown:
+        raise ValueError(f"unknown exercise {', '.join(map(repr, unknown))}; the exercises in "
+                         f"{solutions_dir} are: {', '.join(exercise_names(solutions_dir))}")
     for name in names:
         source = solutions_dir / f"{name}.ipynb"
-        if not source.is_file():
-            raise ValueError(f"names must be exercises in {solutions_dir}; received {name!r}")
         text = render(student_notebook(nbformat.read(source, as_version=4), name))
         target = exercises_dir / f"{name}.ipynb"
         if target.is_file() and target.read_text(encoding="utf-8") == text:

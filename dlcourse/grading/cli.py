@@ -1,4 +1,4 @@
-"""Sub-commands ``dlcourse grade``, ``dlcourse assign`` and ``dlcourse release``.
+"""Sub-commands ``dlcourse grade``, ``assign``, ``release`` and ``new-exercise``.
 
 Heavy imports (jupyter_client, pytest) happen inside the handlers so that
 ``dlcourse --help`` stays fast.
@@ -94,16 +94,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "autograder zip per exercise, OUT/autograder-NAME.zip."
         ),
     )
+    release.add_argument("names", nargs="*", help="exercises (default: all)")
     release.add_argument("--out", type=Path, default=Path("dist"))
     release.add_argument("--root", type=Path, default=Path("."))
     release.set_defaults(handler=_release)
+
+    scaffold = subparsers.add_parser(
+        "new-exercise",
+        help="scaffold a new exercise (solution, public checks, hidden tests, table of contents)",
+        description=(
+            "Write solutions/NAME.ipynb (with a worked example question), exercises/NAME.ipynb, "
+            "dlcourse/grading/public_checks/NAME.py, tests/hidden/NAME/ (a hidden test and "
+            "grading.json) and list the exercise in _toc.yml. Then edit them; see the "
+            "instructors' guide (book/instructors.md)."
+        ),
+    )
+    scaffold.add_argument("name", help="NN_words, e.g. 06_dropconnect")
+    scaffold.add_argument("--title", default=None, help="the notebook's title")
+    scaffold.add_argument("--requires", action="append", default=[], metavar="FRAMEWORK",
+                          help="a framework grading needs: torch or keras (repeatable)")
+    scaffold.add_argument("--root", type=Path, default=Path("."))
+    scaffold.set_defaults(handler=_new_exercise)
+
+
+def _error(command: str, exc: Exception) -> int:
+    """A user's mistake: one line on stderr, exit status 2 (as `dlcourse grade`)."""
+    print(f"dlcourse {command}: error: {exc}", file=sys.stderr)
+    return 2
 
 
 def _assign(args: argparse.Namespace) -> int:
     from dlcourse.grading.assign import assign
 
-    changed = assign(args.names, solutions_dir=args.solutions, exercises_dir=args.exercises,
-                     check=args.check)
+    try:
+        changed = assign(args.names, solutions_dir=args.solutions, exercises_dir=args.exercises,
+                         check=args.check)
+    except (OSError, ValueError) as exc:  # MarkupError is a ValueError
+        return _error("assign", exc)
     if args.check:
         if changed:
             print("out of date (run `dlcourse assign`): " + ", ".join(changed), file=sys.stderr)
@@ -123,6 +150,24 @@ def _grade(args: argparse.Namespace) -> int:
 def _release(args: argparse.Namespace) -> int:
     from dlcourse.grading.release import release
 
-    for path in release(root=args.root, out=args.out):
+    try:
+        paths = release(root=args.root, out=args.out, names=args.names)
+    except (OSError, ValueError) as exc:
+        return _error("release", exc)
+    for path in paths:
         print(f"wrote {path}")
+    return 0
+
+
+def _new_exercise(args: argparse.Namespace) -> int:
+    from dlcourse.grading.scaffold import new_exercise
+
+    try:
+        paths = new_exercise(args.name, args.root, title=args.title, requires=args.requires)
+    except (OSError, ValueError) as exc:
+        return _error("new-exercise", exc)
+    for path in paths:
+        print(f"wrote {path}")
+    print(f"next: write the question in {paths[0]}, run `dlcourse assign {args.name}`, and "
+          f"grade the solution: dlcourse grade {paths[0]} --exercise {args.name}")
     return 0

@@ -41,11 +41,16 @@ def _title(func: Callable[..., Any]) -> str:
 
 
 def _load_checks(exercise: str) -> Mapping[str, list[Callable[[dict], Any]]]:
+    module_name = f"dlcourse.grading.public_checks.{exercise}"
     try:
-        module = importlib.import_module(f"dlcourse.grading.public_checks.{exercise}")
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
+        if exc.name != module_name:  # the checks exist but need a module that is missing
+            raise
         raise ValueError(
-            f"exercise must name an exercise with public checks; received exercise={exercise!r}"
+            f"exercise must name an exercise with public checks; received exercise={exercise!r}. "
+            f"Its checks belong in dlcourse/grading/public_checks/{exercise}.py, a module with "
+            'CHECKS = {"q1": [check_function, ...], ...} (`dlcourse new-exercise` writes one)'
         ) from exc
     checks = getattr(module, "CHECKS", None)
     if not isinstance(checks, Mapping):
