@@ -19,7 +19,7 @@ export PYTHONWARNINGS := ignore::DeprecationWarning,ignore::FutureWarning
 unexport MPLBACKEND
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: all book test lint browser clean help lock data
+.PHONY: all book site-install test lint browser clean help lock data
 
 all: book
 
@@ -39,7 +39,20 @@ $(STAMP): requirements/requirements.txt requirements/constraints.txt pyproject.t
 
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --builder html --warningiserror --nitpick --keep-going
-	@echo "The site is in _build/html/index.html"
+	@$(MAKE) --no-print-directory site-install
+	@echo "The site is in _build/html/index.html (the wheel and student.txt in install/)"
+
+# What the site publishes for students (book/running.md links it, the notebooks' setup
+# cells install it): the dlcourse wheel and requirements/student.txt. The wheel is built
+# from a copy of the sources, so no build/ folder is left in the repository.
+SITE_INSTALL ?= _build/html/install
+site-install:
+	rm -rf _build/wheel-src $(SITE_INSTALL) && mkdir -p _build/wheel-src $(SITE_INSTALL)
+	cp -R pyproject.toml README.md LICENSE dlcourse _build/wheel-src/
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation --no-index \
+	    --wheel-dir $(SITE_INSTALL) _build/wheel-src
+	cp requirements/student.txt $(SITE_INSTALL)/student.txt
+	rm -rf _build/wheel-src
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

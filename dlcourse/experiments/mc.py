@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlcourse.experiments._common import classifier_metrics, n_inputs, train_classifier
+from dlcourse.experiments._common import (
+    MNIST_TRAINING,
+    classifier_metrics,
+    n_inputs,
+    train_classifier,
+)
 
 NAME = "mc"
 TITLE = "Monte-Carlo averaging over k samples vs weight scaling (paper Fig. 11)"
@@ -39,6 +44,10 @@ CONFIG = {
     "repeats": 5,
     "seeds": [0, 1, 2],
 }
+
+
+#: With ``--dataset mnist``: a 784-1024-1024-10 dropout net, k up to 100.
+MNIST_CONFIG = {**MNIST_TRAINING, "hidden": 1024, "ks": [1, 2, 5, 10, 20, 50, 100]}
 
 
 def set_dropout_rng(model, rng: np.random.Generator) -> None:
@@ -97,7 +106,8 @@ def run_cell(cell: dict, seed: int, config: dict) -> dict:
     model, _, split = train_classifier(
         sizes=[n_inputs(config), h, h, 10], rate=cell["rate"], input_rate=cell["input_rate"],
         seed=seed, epochs=config["epochs"], batch_size=config["batch_size"],
-        optimizer=config["optimizer"], lr=config["lr"], config=config,
+        optimizer=config["optimizer"], lr=config["lr"], momentum=config.get("momentum", 0.0),
+        config=config,
     )
     errors = mc_error_curve(model, split.x_test, split.y_test, config["ks"],
                             config["repeats"], seed)

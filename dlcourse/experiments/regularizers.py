@@ -13,7 +13,12 @@ the chosen one. Dropout is ``input_rate=0.2, rate=0.5`` as in the paper.
 
 from __future__ import annotations
 
-from dlcourse.experiments._common import classifier_metrics, n_inputs, train_classifier
+from dlcourse.experiments._common import (
+    MNIST_TRAINING,
+    classifier_metrics,
+    n_inputs,
+    train_classifier,
+)
 
 NAME = "regularizers"
 TITLE = "L2, max-norm, dropout and combinations (paper Table 9)"
@@ -43,6 +48,11 @@ CONFIG = {
     "momentum": 0.0,
     "seeds": [0, 1, 2],
 }
+
+#: With ``--dataset mnist``: 784-1024-1024-10 nets, SGD with momentum for 30
+#: epochs, two strengths per regulariser.
+MNIST_CONFIG = {**MNIST_TRAINING, "hidden": 1024, "epochs": 30, "l2_grid": [1e-4, 1e-3],
+                "max_norm_grid": [2.0, 4.0]}
 
 METHODS = ("none", "L2", "max-norm", "dropout", "dropout + L2", "dropout + max-norm")
 

@@ -41,6 +41,10 @@ CONFIG = {
 }
 
 
+#: With ``--dataset mnist``: the paper's 784-256-784 autoencoder, 50 epochs.
+MNIST_CONFIG = {"epochs": 50}
+
+
 def build_autoencoder(hidden: int, rate: float, seed: int, n_in: int = 64):
     """``Linear(n_in, hidden) - ReLU - Dropout(rate) - Linear(hidden, n_in)`` (64 for digits)."""
     from dlcourse.scratch import Dropout, Linear, ReLU, Sequential
