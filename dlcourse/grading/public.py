@@ -103,13 +103,19 @@ def format_outcomes(question: str, outcomes: list[CheckOutcome]) -> str:
             line += "\n      " + outcome.message.replace("\n", "\n      ")
         lines.append(line)
     failed = sum(not o.passed for o in outcomes)
+    total = len(outcomes)
     if failed:
-        lines.append(f"{question}: {failed} of {len(outcomes)} public checks failed"
+        lines.append(f"{question}: {failed} of {total} public {_checks(total)} failed"
                      " — fix them first (hidden tests not run)")
+    elif total == 1:
+        lines.append(f"{question}: the public check passed — hidden tests not run")
     else:
-        lines.append(f"{question}: all {len(outcomes)} public tests passed"
-                     " — hidden tests not run")
+        lines.append(f"{question}: all {total} public checks passed — hidden tests not run")
     return "\n".join(lines)
+
+
+def _checks(count: int) -> str:
+    return "check" if count == 1 else "checks"
 
 
 def check(question: str, *, exercise: str | None = None) -> None:

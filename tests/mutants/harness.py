@@ -34,7 +34,7 @@ import nbformat
 import numpy as np
 
 from dlcourse.grading import codec, proxy
-from dlcourse.grading.errors import SubmissionError, SubmissionTimeout
+from dlcourse.grading.errors import SubmissionTimeout
 
 ROOT = Path(__file__).resolve().parents[2]
 CALL_TIMEOUT = 120  # seconds per call, like the exercises' cell_timeout
@@ -53,6 +53,9 @@ class Mutant:
             fills a results table from the mutated function).
         zero: Question prefixes (``"Q1"``) whose tests must ALL score 0 (for
             do-nothing and always-raising functions: no vacuous points).
+        hidden_only: The public checks are not expected to notice this fault
+            (a concept answer, delegation to the reference, a statistical
+            property that needs the hidden tests' larger inputs).
     """
 
     name: str
@@ -60,6 +63,7 @@ class Mutant:
     edits: tuple[tuple[str, str], ...]
     rerun: tuple[str, ...] = ()
     zero: tuple[str, ...] = ()
+    hidden_only: bool = False
 
 
 # -- running the notebook -------------------------------------------------------------
@@ -143,6 +147,28 @@ class Notebook:
         seed_everything()
         run_cells(chosen, namespace, f"{self.exercise}/{mutant.name}")
         return namespace
+
+
+def mutated_notebook(exercise: str, mutant: Mutant):
+    """The solution notebook with ``mutant``'s edits, as a notebook to grade for real."""
+    nb = nbformat.read(ROOT / "solutions" / f"{exercise}.ipynb", as_version=4)
+    for old, new in mutant.edits:
+        cells = [c for c in nb.cells if c.cell_type == "code" and old in c.source]
+        count = sum(c.source.count(old) for c in cells)
+        if count != 1:
+            raise AssertionError(f"{mutant.name}: {old!r} occurs {count} times (expected once)")
+        cells[0].source = cells[0].source.replace(old, new)
+    return nb
+
+
+def without_numpy_alias(exercise: str):
+    """The solution with ``import numpy`` instead of ``import numpy as np`` (a correct notebook)."""
+    nb = nbformat.read(ROOT / "solutions" / f"{exercise}.ipynb", as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            source = cell.source.replace("import numpy as np", "import numpy")
+            cell.source = re.sub(r"\bnp\.", "numpy.", source)
+    return nb
 
 
 # -- serving the hidden tests' requests -----------------------------------------------

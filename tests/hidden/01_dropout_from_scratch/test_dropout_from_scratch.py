@@ -194,6 +194,16 @@ def test_entries_dropped_independently(submission):
     assert not np.array_equal(twice[0] == 0, twice[1] == 0), (
         "two rows of one batch got the same mask: draw the mask with the shape of x."
     )
+    # independent decisions: the NUMBER dropped varies from call to call (binomially)
+    size, calls = 400, 30
+    counts = np.array([np.sum(forward(submission, np.ones(size), rate, training=True,
+                                      rng=100 + k)[0] == 0) for k in range(calls)])
+    expected_sd = math.sqrt(size * rate * (1 - rate))
+    assert np.std(counts) > 0.3 * expected_sd, (
+        f"over {calls} calls on {size} entries the number dropped should vary with a standard "
+        f"deviation near {expected_sd:.1f}; received {np.std(counts):.1f} (counts {sorted(set(counts))[:5]}): "
+        "decide each entry independently instead of dropping a fixed number."
+    )
 
 
 @points(1)
@@ -322,6 +332,7 @@ def test_input_not_modified(submission):
         kernel_x = in_kernel(submission, x.astype(dtype))
         result = submission.call("dropout_forward", kernel_x, 0.5, training=True, rng=18)
         out = np.asarray(result[0])
+        not_the_reference(out, x, 0.5, 18)
         after = read_back(submission, kernel_x)
         assert np.array_equal(after, x.astype(dtype)), (
             "dropout_forward modified its input x in place "
