@@ -19,14 +19,30 @@ Student ids
     common folder; a notebook file: its folder). So ``dlcourse grade subs/``
     followed by ``dlcourse grade subs/alice/ex1.ipynb`` (same ``--out``)
     regrades ``alice__ex1`` and replaces just that row of ``grades.csv``.
+
+    An id is one safe folder name: characters other than letters, digits, ``-``,
+    ``_`` and ``.`` become ``_``; an id that changed that way, starts with a dot,
+    is too long, or is one of the grader's own file names (``grades.csv``,
+    ``batch.json``, ...) gets ``-`` and 8 hex digits of the SHA-256 of its raw
+    form appended (``...ipynb`` is ``student-<hash>``, ``grades.csv.ipynb`` is
+    ``grades.csv-<hash>``). So no submission writes outside ``OUT/<student>/``.
+
+Submissions that are not graded
+    A notebook that resolves (through a symbolic link) to a file outside the
+    submissions root, is not a regular file, or is larger than
+    :data:`MAX_NOTEBOOK_BYTES` gets a row of its own with status ``refused``,
+    0 points and the reason; a symbolic link to a notebook inside the root is
+    graded with a note. Nothing of a refused file is read.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import json
 import os
+import stat
 import statistics
 import subprocess
 import sys
@@ -36,14 +52,32 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
 
+from dlcourse.grading.bounds import MAX_CSV_FIELD, clip
 from dlcourse.grading.errors import GraderError
-from dlcourse.grading.kernel import Limits, probe_unprivileged
-from dlcourse.grading.runner import DEFAULTS, Exercise, complete_tests
+from dlcourse.grading.kernel import Limits
+from dlcourse.grading.runner import DEFAULTS, WORKER_MEMORY_MB, Exercise, complete_tests
+from dlcourse.grading.sandbox import Isolation, neutral_folder, report
 
 CSV_FIXED = ["student", "exercise", "notebook", "score", "max_score", "percent", "status",
              "notes", "notebook_sha256", "hidden_tests_sha256"]
 #: Remembers, in the results folder, the exercise and the submissions root.
 STATE_FILE = "batch.json"
+CSV_FILE = "grades.csv"
+#: Where an unreadable grades.csv is moved before it is rebuilt from the results.json files.
+CSV_UNREADABLE = "grades.csv.unreadable"
+#: The grader's own names in the results folder: never a student id.
+RESERVED = {CSV_FILE, STATE_FILE, CSV_FILE + ".tmp", CSV_UNREADABLE}
+#: A larger submission is refused without being read.
+MAX_NOTEBOOK_BYTES = 64 * 2**20
+_MAX_ID_BYTES = 100
+#: Workers run isolated (-I: no current folder, PYTHONPATH or user site on sys.path), from
+#: a neutral folder: they import the same dlcourse as the kernels, whatever folder
+#: ``dlcourse grade`` was started from.
+WORKER_FLAGS = ("-I",)
+
+
+class MalformedCsv(ValueError):
+    """An earlier grades.csv that cannot be read."""
 
 
 def find_submissions(paths: list[Path]) -> list[Path]:
@@ -54,11 +88,12 @@ def find_submissions(paths: list[Path]) -> list[Path]:
         if path.is_dir():
             found.extend(p for p in sorted(path.rglob("*.ipynb"))
                          if ".ipynb_checkpoints" not in p.parts)
-        elif path.is_file():
-            found.append(path)
+        elif path.exists() or path.is_symlink():
+            found.append(path)  # files that cannot be graded get a row saying why
         else:
             raise GraderError(f"submissions must be notebooks or folders; {path} does not exist")
-    unique = list(dict.fromkeys(p.resolve() for p in found))
+    # Absolute, symbolic links kept: a link's id is its own path (see admit()).
+    unique = list(dict.fromkeys(Path(os.path.abspath(p)) for p in found))
     if not unique:
         raise GraderError("no notebooks to grade")
     return unique
@@ -68,7 +103,7 @@ def submissions_root(args: list[Path], notebooks: list[Path], *, explicit: Path 
                      remembered: Path | None = None) -> Path:
     """The folder student ids are relative to (see the module docstring)."""
     if explicit is not None:
-        root = Path(explicit).resolve()
+        root = Path(os.path.abspath(explicit))
         if not root.is_dir():
             raise GraderError(f"--submissions-root {explicit} is not a folder")
         outside = [str(nb) for nb in notebooks if not nb.is_relative_to(root)]
@@ -78,12 +113,26 @@ def submissions_root(args: list[Path], notebooks: list[Path], *, explicit: Path 
         return root
     if remembered is not None and all(nb.is_relative_to(remembered) for nb in notebooks):
         return Path(remembered)
-    folders = [Path(a).resolve() if Path(a).is_dir() else Path(a).resolve().parent for a in args]
+    folders = [Path(os.path.abspath(a)) if Path(a).is_dir()
+               else Path(os.path.abspath(a)).parent for a in args]
     return Path(os.path.commonpath(folders))
 
 
+def safe_student_id(raw: str) -> str:
+    """``raw`` as one safe folder name (see the module docstring)."""
+    clean = "".join(c if c.isalnum() or c in "-_." else "_" for c in raw)
+    if (clean == raw and clean and not clean.startswith(".")
+            and clean.casefold() not in RESERVED and len(clean.encode()) <= _MAX_ID_BYTES):
+        return clean
+    base = clean.lstrip(".") or "student"
+    while len(base.encode()) > _MAX_ID_BYTES:
+        base = base[:-1]
+    return f"{base}-{hashlib.sha256(raw.encode()).hexdigest()[:8]}"
+
+
 def student_ids(paths: list[Path], root: Path) -> dict[Path, str]:
-    """Each notebook's student id: its path below ``root``, without ``.ipynb``, joined by ``__``.
+    """Each notebook's student id: its path below ``root``, without ``.ipynb``, joined by
+    ``__``, made safe by :func:`safe_student_id`.
 
     The id depends only on the notebook's place below ``root``, never on what
     else is graded with it.
@@ -91,8 +140,10 @@ def student_ids(paths: list[Path], root: Path) -> dict[Path, str]:
     ids: dict[Path, str] = {}
     for path in paths:
         rel = Path(path).relative_to(root)
-        ids[path] = "__".join(rel.with_suffix("").parts) if rel.suffix == ".ipynb" \
-            else "__".join(rel.parts)
+        parts = list(rel.parts)
+        if parts and parts[-1].endswith(".ipynb"):
+            parts[-1] = parts[-1].removesuffix(".ipynb")
+        ids[path] = safe_student_id("__".join(parts))
     seen: dict[str, Path] = {}
     for path, student in ids.items():
         if student in seen:
@@ -100,6 +151,36 @@ def student_ids(paths: list[Path], root: Path) -> dict[Path, str]:
                               "rename one")
         seen[student] = path
     return ids
+
+
+def admit(path: Path, root: Path) -> tuple[Path | None, str | None, str | None]:
+    """Whether a submission can be graded: ``(file to read, note, None)`` or
+    ``(None, None, reason)``; nothing of a refused file is read.
+
+    A path that resolves through a symbolic link to a file inside ``root`` is
+    graded (the note says so); outside ``root``, not a regular file, or larger
+    than :data:`MAX_NOTEBOOK_BYTES`, it is refused.
+    """
+    real = Path(os.path.realpath(path))
+    real_root = Path(os.path.realpath(root))
+    note = None
+    if real != Path(os.path.abspath(path)):
+        if not real.is_relative_to(real_root):
+            return None, None, (f"not graded: the submission is a symbolic link to {real}, "
+                                f"outside the submissions folder {root}; submit the notebook "
+                                "itself")
+        note = f"graded {real.relative_to(real_root)}, where the symbolic link points"
+    try:
+        info = os.stat(real)
+    except OSError as exc:
+        return None, None, f"not graded: the submission cannot be read ({exc.strerror})"
+    if not stat.S_ISREG(info.st_mode):
+        return None, None, "not graded: the submission is not a regular file"
+    if info.st_size > MAX_NOTEBOOK_BYTES:
+        return None, None, (f"not graded: the notebook is {info.st_size / 2**20:.0f} MiB; the "
+                            f"grader reads at most {MAX_NOTEBOOK_BYTES / 2**20:.0f} MiB (clear "
+                            "the outputs and submit again)")
+    return real, note, None
 
 
 def read_state(out: Path) -> dict:
@@ -117,11 +198,9 @@ def check_out_folder(out: Path, exercise: str) -> None:
     state = read_state(out)
     if state.get("exercise"):
         others.add(state["exercise"])
-    csv_path = Path(out) / "grades.csv"
-    if csv_path.is_file():
-        with open(csv_path, newline="") as handle:
-            others.update(row["exercise"] for row in csv.DictReader(handle)
-                          if row.get("exercise"))
+    with contextlib.suppress(MalformedCsv):  # rebuilt when the batch writes it
+        rows, _ = read_csv(Path(out) / CSV_FILE)
+        others.update(row["exercise"] for row in rows.values() if row.get("exercise"))
     others.discard(exercise)
     if others:
         raise GraderError(f"{out} holds grades of exercise {', '.join(sorted(others))}; grade "
@@ -130,31 +209,30 @@ def check_out_folder(out: Path, exercise: str) -> None:
 
 def failure_result(exercise: Exercise, notebook: Path, tests: list[dict], reason: str,
                    all_tests: list[dict] | None = None, *,
-                   hidden_sha256: str | None = None) -> dict:
+                   hidden_sha256: str | None = None, status: str = "grading failed") -> dict:
     """Results of a submission whose grading broke off: what finished, the rest at zero.
 
     ``all_tests`` is the exercise's full list of tests (collected before
-    grading): every one of them is reported, with its max_score.
+    grading): every one of them is reported, with its max_score. With
+    ``status="refused"`` the submission was not read at all (see :func:`admit`).
     """
-    import hashlib
-
     from dlcourse.grading.runner import complete_tests, package_versions
 
     tests = complete_tests(tests, all_tests, reason)
-    try:
-        notebook_sha256 = hashlib.sha256(Path(notebook).read_bytes()).hexdigest()
-    except OSError:
-        notebook_sha256 = ""
+    notebook_sha256 = ""
+    if status != "refused":
+        with contextlib.suppress(OSError):
+            notebook_sha256 = hashlib.sha256(Path(notebook).read_bytes()).hexdigest()
     return {
         "score": sum(t["score"] for t in tests),
         "max_score": sum(t["max_score"] for t in tests),
-        "output": f"Grading stopped: {reason}",
+        "output": f"Grading stopped: {reason}" if status != "refused" else reason,
         "visibility": "visible",
         "stdout_visibility": "hidden",
         "tests": tests,
         "extra_data": {
             "exercise": exercise.name,
-            "status": "grading failed",
+            "status": status,
             "notes": [reason],
             "notebook": Path(notebook).name,
             "notebook_sha256": notebook_sha256,
@@ -175,12 +253,16 @@ class Batch:
     worker_slack = 120.0
 
     def __init__(self, exercise: Exercise, limits: Limits, *, out: Path, jobs: int = 1,
-                 unprivileged: bool = False, progress: bool = True):
+                 unprivileged: bool = False, progress: bool = True,
+                 isolation: Isolation | None = None,
+                 worker_memory_mb: int = WORKER_MEMORY_MB):
         self.exercise = exercise
         self.limits = limits
-        self.out = Path(out)
+        self.out = Path(out).absolute()
         self.jobs = max(1, int(jobs))
-        self.unprivileged = unprivileged
+        self.isolation = isolation or Isolation(unprivileged=unprivileged)
+        self.unprivileged = self.isolation.unprivileged
+        self.worker_memory_mb = worker_memory_mb
         self.progress = progress
         self.hidden_sha256 = exercise.bundle_sha256()
         self.grader_errors: list[str] = []
@@ -199,6 +281,8 @@ class Batch:
             "hidden_sha256": self.hidden_sha256,
             "limits": asdict(self.limits),
             "unprivileged": self.unprivileged,
+            "isolation": self.isolation.to_json(),
+            "worker_memory_mb": self.worker_memory_mb,
             "notebook": None if notebook is None else str(notebook),
             "all_tests": self.all_tests,
         })
@@ -212,9 +296,9 @@ class Batch:
         """Collect the hidden tests in a separate process: ``(tests, errors)``."""
         try:
             proc = subprocess.run(
-                [sys.executable, "-m", "dlcourse.grading.runner", "--collect", "-"],
+                [sys.executable, *WORKER_FLAGS, "-m", "dlcourse.grading.runner", "--collect", "-"],
                 input=self._job(), capture_output=True, text=True, env=self._env(),
-                timeout=600)
+                timeout=600, cwd=neutral_folder())
         except subprocess.TimeoutExpired:
             return [], ["collecting the hidden tests took more than 600 s"]
         for line in proc.stdout.splitlines():
@@ -227,14 +311,27 @@ class Batch:
         tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
         return [], [f"collecting the hidden tests stopped (exit status {proc.returncode}): {tail}"]
 
-    def _failure(self, notebook: Path, tests: list[dict], reason: str) -> dict:
+    def _failure(self, notebook: Path, tests: list[dict], reason: str, **kwargs) -> dict:
         return failure_result(self.exercise, notebook, tests, reason, self.all_tests,
-                              hidden_sha256=self.hidden_sha256)
+                              hidden_sha256=self.hidden_sha256, **kwargs)
 
-    def grade_one(self, notebook: Path, student: str) -> dict:
-        """Grade one submission in a worker; always returns a results dict."""
+    def _folder(self, student: str) -> Path:
         folder = self.out / student
+        if student in ("", ".", "..") or "/" in student or folder.parent != self.out:
+            raise GraderError(f"unsafe student id {student!r}")  # safe_student_id prevents it
         folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def refuse(self, notebook: Path, student: str, reason: str) -> dict:
+        """The row of a submission that is not graded (:func:`admit`)."""
+        result = self._failure(notebook, [], reason, status="refused")
+        result["extra_data"]["student"] = student
+        write_json(self._folder(student) / "results.json", result)
+        return result
+
+    def grade_one(self, notebook: Path, student: str, note: str | None = None) -> dict:
+        """Grade one submission in a worker; always returns a results dict."""
+        folder = self._folder(student)
         log = folder / "grader.log"
         tests: list[dict] = []
         result = None
@@ -244,9 +341,9 @@ class Batch:
         limit = self.limits.notebook_timeout + self.worker_slack
         with open(log, "w") as log_handle:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "dlcourse.grading.runner", "-"],
+                [sys.executable, *WORKER_FLAGS, "-m", "dlcourse.grading.runner", "-"],
                 stdout=subprocess.PIPE, stderr=log_handle, stdin=subprocess.PIPE,
-                text=True, env=self._env(), start_new_session=True)
+                text=True, env=self._env(), start_new_session=True, cwd=neutral_folder())
 
             def stop():
                 hung.set()
@@ -296,7 +393,10 @@ class Batch:
                                              "this test did not run")
             result["score"] = sum(t["score"] for t in result["tests"])
             result["max_score"] = sum(t["max_score"] for t in result["tests"])
-        result.setdefault("extra_data", {})["student"] = student
+        extra = result.setdefault("extra_data", {})
+        extra["student"] = student
+        if note:
+            extra.setdefault("notes", []).insert(0, note)
         write_json(folder / "results.json", result)
         return result
 
@@ -305,26 +405,39 @@ class Batch:
                   + "; ".join(self.collect_errors))
         result = self._failure(notebook, [], reason)
         result["extra_data"]["student"] = student
-        folder = self.out / student
-        folder.mkdir(parents=True, exist_ok=True)
-        write_json(folder / "results.json", result)
+        write_json(self._folder(student) / "results.json", result)
         return result
 
-    def run(self, notebooks: list[Path], ids: dict[Path, str] | None = None) -> dict[str, dict]:
+    def run(self, notebooks: list[Path], ids: dict[Path, str] | None = None,
+            root: Path | None = None) -> dict[str, dict]:
         """Grade all notebooks; return ``{student: results}``.
 
         Args:
             notebooks: The submissions.
-            ids: Their student ids (default: relative to their common folder).
+            ids: Their student ids (default: relative to ``root``).
+            root: The submissions root (default: the notebooks' common folder):
+                what a symbolic link may point into (see :func:`admit`).
         """
+        if root is None:
+            root = submissions_root(notebooks, notebooks)
         if ids is None:
-            ids = student_ids(notebooks, submissions_root(notebooks, notebooks))
+            ids = student_ids(notebooks, root)
         results: dict[str, dict] = {}
+        admitted = {}
+        for nb in notebooks:
+            target, note, refusal = admit(nb, root)
+            if refusal is not None:
+                results[ids[nb]] = self.refuse(nb, ids[nb], refusal)
+            else:
+                admitted[nb] = (target, note)
+        notebooks = list(admitted)
         if self.collect_errors:
             # No notebook is run against a bundle that does not load.
             self.grader_errors.append(f"all {len(notebooks)} submission(s): the hidden tests "
                                       "could not be collected: " + "; ".join(self.collect_errors))
-            return {ids[nb]: self._not_collected(nb, ids[nb]) for nb in notebooks}
+            results.update({ids[nb]: self._not_collected(admitted[nb][0], ids[nb])
+                            for nb in notebooks})
+            return results
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -332,7 +445,8 @@ class Batch:
             bar = tqdm(total=len(notebooks), desc=f"grading {self.exercise.name}", unit="nb",
                        file=sys.stderr, dynamic_ncols=True)
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            futures = {pool.submit(self.grade_one, nb, ids[nb]): ids[nb] for nb in notebooks}
+            futures = {pool.submit(self.grade_one, admitted[nb][0], ids[nb], admitted[nb][1]):
+                       ids[nb] for nb in notebooks}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 if bar is not None:
@@ -367,6 +481,36 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def read_csv(path: Path) -> tuple[dict[str, dict], list[str]]:
+    """Rows (by student) and columns of an earlier ``grades.csv``; ``({}, [])`` if none.
+
+    Raises:
+        MalformedCsv: When it cannot be read as this grader's CSV.
+    """
+    path = Path(path)
+    if not path.exists():
+        return {}, []
+    limit = csv.field_size_limit()
+    csv.field_size_limit(2**31 - 1)  # an older grader wrote fields of any length
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            rows = {}
+            for row in reader:
+                row.pop(None, None)  # extra fields without a column
+                if not isinstance(row.get("student"), str) or not row["student"]:
+                    raise MalformedCsv(f"{path}: a row without a student id")
+                rows[row["student"]] = row
+            columns = list(reader.fieldnames or [])
+        if rows and "student" not in columns:
+            raise MalformedCsv(f"{path}: no 'student' column")
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise MalformedCsv(f"{path}: {type(exc).__name__}: {clip(exc, 300)}") from exc
+    finally:
+        csv.field_size_limit(limit)
+    return rows, columns
+
+
 def _row(student: str, result: dict) -> dict:
     extra = result.get("extra_data", {})
     score, max_score = result.get("score", 0.0), result.get("max_score", 0.0)
@@ -387,34 +531,62 @@ def _row(student: str, result: dict) -> dict:
     return row
 
 
-def write_csv(path: Path, results: dict[str, dict]) -> None:
-    """Write or update ``grades.csv``: rows of students graded now replace their old rows."""
-    rows: dict[str, dict] = {}
+def _rows_from_results(out: Path) -> dict[str, dict]:
+    """Rows rebuilt from ``OUT/*/results.json`` (for an unreadable grades.csv)."""
+    rows = {}
+    for path in sorted(Path(out).glob("*/results.json")):
+        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError, KeyError):
+            result = json.loads(path.read_text())
+            student = result.get("extra_data", {}).get("student") or path.parent.name
+            rows[student] = _row(student, result)
+    return rows
+
+
+def write_csv(path: Path, results: dict[str, dict]) -> str | None:
+    """Write or update ``grades.csv``: rows of students graded now replace their old rows.
+
+    Every field is cut to :data:`~dlcourse.grading.bounds.MAX_CSV_FIELD` characters.
+    An earlier file that cannot be read never stops the batch: it is moved to
+    ``grades.csv.unreadable`` and the other students' rows are rebuilt from their
+    ``results.json``.
+
+    Returns:
+        A warning for the summary when the earlier file was unreadable, else None.
+    """
+    path = Path(path)
+    warning = None
+    try:
+        rows, old_columns = read_csv(path)
+    except MalformedCsv as exc:
+        os.replace(path, path.with_name(CSV_UNREADABLE))
+        rows, old_columns = _rows_from_results(path.parent), []
+        warning = (f"WARNING: the earlier {path.name} could not be read ({exc}); it was moved "
+                   f"to {CSV_UNREADABLE} and rebuilt from the results.json files")
     columns: list[str] = list(CSV_FIXED)
-    if path.is_file():
-        with open(path, newline="") as handle:
-            reader = csv.DictReader(handle)
-            for row in reader:
-                rows[row["student"]] = row
-            for name in reader.fieldnames or []:
-                if name not in columns:
-                    columns.append(name)
+    for name in old_columns:
+        if name not in columns:
+            columns.append(name)
     for student, result in results.items():
         rows[student] = _row(student, result)
-        for name in rows[student]:
+    for row in rows.values():
+        for name in row:
             if name not in columns:
                 columns.append(name)
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as handle:
+    tmp = path.with_name(CSV_FILE + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()
         for student in sorted(rows):
-            writer.writerow(rows[student])
+            writer.writerow({k: clip(v if v is not None else "", MAX_CSV_FIELD)
+                             for k, v in rows[student].items()})
     os.replace(tmp, path)
+    return warning
 
 
-def summary(exercise: Exercise, results: dict[str, dict], errors: list[str]) -> str:
-    """A readable summary of a batch."""
+def summary(exercise: Exercise, results: dict[str, dict], errors: list[str],
+            isolation: Isolation | None = None) -> str:
+    """A readable summary of a batch; with ``isolation``, the sandbox it ran in and each
+    of its promises that does not hold on this machine."""
     lines = [f"{exercise.name}: {len(results)} submission(s)"]
     width = max([len(s) for s in results] + [7])
     for student in sorted(results):
@@ -437,6 +609,8 @@ def summary(exercise: Exercise, results: dict[str, dict], errors: list[str]) -> 
     unconfined = [s for s, r in results.items()
                   if r.get("extra_data", {}).get("sandbox", {}).get("landlock") is False
                   and not r["extra_data"]["sandbox"].get("unprivileged_user")]
+    if isolation is not None:
+        lines.extend(report(isolation))
     if unconfined:
         lines.append(f"WARNING: {len(unconfined)} kernel(s) ran without Landlock and as the "
                      "grader's own user (weaker sandbox; see dlcourse.grading's docstring)")
@@ -444,21 +618,6 @@ def summary(exercise: Exercise, results: dict[str, dict], errors: list[str]) -> 
         lines.append("GRADER ERRORS (not the students' fault):")
         lines.extend(f"  {e}" for e in errors)
     return "\n".join(lines)
-
-
-def resolve_isolation(mode: str) -> tuple[bool, str | None]:
-    """Decide whether kernels run as an unprivileged user; return (flag, warning)."""
-    if mode == "none":
-        return False, None
-    problem = probe_unprivileged()
-    if problem is None:
-        return True, None
-    if mode == "user":
-        raise GraderError(f"--isolation user: {problem}")
-    if os.geteuid() == 0:
-        return False, (f"WARNING: kernels run as root because {problem}; make the Python "
-                       "installation readable by other users to get the unprivileged sandbox")
-    return False, None
 
 
 def grade_command(args) -> int:
@@ -484,22 +643,29 @@ def grade_command(args) -> int:
         root = submissions_root(args.submissions, notebooks, explicit=explicit,
                                 remembered=remembered)
         ids = student_ids(notebooks, root)
-        unprivileged, warning = resolve_isolation(args.isolation)
-        if warning:
-            print(warning, file=sys.stderr)
-        batch = Batch(exercise, limits, out=args.out, jobs=args.jobs,
-                      unprivileged=unprivileged, progress=not args.no_progress)
+        from dlcourse.grading.sandbox import detect
+
+        isolation = detect(args.isolation, getattr(args, "sandbox", "auto"))
+        for line in report(isolation)[1:]:
+            print(f"WARNING: {line}", file=sys.stderr)
+        worker_memory = getattr(args, "worker_memory_mb", None) or WORKER_MEMORY_MB
+        if worker_memory < 256:
+            raise GraderError(f"--worker-memory-mb must be >= 256; received {worker_memory}")
+        batch = Batch(exercise, limits, out=args.out, jobs=args.jobs, isolation=isolation,
+                      worker_memory_mb=worker_memory, progress=not args.no_progress)
         args.out.mkdir(parents=True, exist_ok=True)
         if explicit is not None or remembered is None:
             write_json(args.out / STATE_FILE, {"exercise": exercise.name,
                                                "submissions_root": str(root)})
-        results = batch.run(notebooks, ids)
-        write_csv(args.out / "grades.csv", results)
+        results = batch.run(notebooks, ids, root)
+        csv_warning = write_csv(args.out / CSV_FILE, results)
         if args.results_json:
             write_json(args.results_json, next(iter(results.values())))
     except GraderError as exc:
         print(f"dlcourse grade: error: {exc}", file=sys.stderr)
         return 2
-    print(summary(exercise, results, batch.grader_errors))
+    print(summary(exercise, results, batch.grader_errors, isolation))
+    if csv_warning:
+        print(csv_warning)
     print(f"results in {args.out}/ (grades.csv, <student>/results.json)")
     return 1 if batch.grader_errors else 0

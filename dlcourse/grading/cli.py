@@ -35,8 +35,28 @@ exit status:
      "grading failed" and list every hidden test with its points, 0 earned
      for what did not run, with the reason
   2  it could not grade at all (bad arguments, unknown exercise, no hidden
-     tests, ...): nothing is written
+     tests, the kernel's Python cannot import dlcourse or the sandbox cannot
+     read it, ...): nothing is written
+
+sandbox:
+  Each kernel runs in bubblewrap (bwrap) where it works: own PID, network, IPC
+  and mount namespaces, no capabilities, a leased unprivileged uid as root,
+  Landlock inside; else in the builtin launcher (Landlock, and the uid switch
+  where an unprivileged user can run the kernel's Python). The summary says
+  which sandbox ran and which of its promises do not hold; so does the end of
+  this help, for this machine. Workers start isolated (python -I) from /, so
+  the folder you grade from never changes which dlcourse the kernels import.
 """
+
+
+class _GradeHelp(argparse.RawDescriptionHelpFormatter):
+    """Ends ``dlcourse grade --help`` with what the sandbox guarantees on this machine
+    (probed only when the help is shown)."""
+
+    def format_help(self) -> str:
+        from dlcourse.grading.sandbox import machine_report
+
+        return super().format_help() + "\n" + machine_report() + "\n"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "grade",
         help="grade submitted notebooks against an exercise's hidden tests",
         description=GRADE_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_GradeHelp,
     )
     grade.add_argument("submissions", nargs="+", type=Path, help="notebooks or folders")
     grade.add_argument("--exercise", required=True, help="exercise name, e.g. 01_dropout_from_scratch")
@@ -62,6 +82,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="'user': run kernels as an unprivileged user (needs root; fails if it "
                             "cannot); 'auto' (default): do so when possible, warn otherwise; "
                             "'none': run kernels as the current user")
+    grade.add_argument("--sandbox", choices=("auto", "bwrap", "builtin"), default="auto",
+                       help="'bwrap': run kernels in bubblewrap (fails if it does not work here); "
+                            "'builtin': the launcher's own Landlock rules and uid switch; "
+                            "'auto' (default): bubblewrap when it works, else builtin")
+    grade.add_argument("--worker-memory-mb", type=int, default=None,
+                       help="memory limit of each grader worker in MiB (default 4096)")
     grade.add_argument("--root", type=Path, default=None,
                        help="course folder holding tests/hidden/ and exercises/ (default: found "
                             "from the current folder)")

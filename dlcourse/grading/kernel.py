@@ -34,6 +34,11 @@ DEV_READ = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"
 DEV_WRITE = ("/dev/null",)
 #: World-writable folders where a sandbox uid may leave files (removed with its lease).
 SHARED_TMP = ("/dev/shm", "/dev/mqueue", "/tmp", "/var/tmp")
+#: The longest RPC reply the grader reads (characters of JSON); a longer one is refused.
+MAX_REPLY_CHARS = 64 * 2**20
+#: The largest message frame the grader's sockets accept from a kernel: a larger one is
+#: dropped by ZeroMQ before it reaches the grader's memory (the connection is reset).
+MAX_MESSAGE_BYTES = 256 * 2**20
 
 
 @dataclass
@@ -73,11 +78,16 @@ class ExecResult:
     ename: str | None = None
     evalue: str | None = None
     payloads: list[str] = field(default_factory=list)
+    oversized: int = 0
 
 
-def _describe_exit(code: int | None) -> str:
+def _describe_exit(code: int | None, *, shell_status: bool = False) -> str:
+    """Why the kernel ended; ``shell_status``: codes 129-192 mean a signal (bubblewrap
+    reports a child killed by signal N as exit status 128 + N)."""
     if code is None:
         return "the kernel stopped responding"
+    if shell_status and 128 < code <= 192:
+        code = 128 - code
     if code < 0:
         try:
             name = signal.Signals(-code).name
@@ -187,18 +197,56 @@ def probe_unprivileged(python: str = sys.executable) -> str | None:
         lease.release()
 
 
-def sandbox_read_paths() -> list[str]:
-    """Folders a confined kernel may read: Python, its packages, dlcourse, the system."""
+def sandbox_read_paths(dlcourse_dir: str | None = None) -> list[str]:
+    """Folders a confined kernel may read: Python, its packages, dlcourse, the system.
+
+    Args:
+        dlcourse_dir: The dlcourse package the kernel imports (default: the one this
+            process imported; :func:`dlcourse.grading.sandbox.kernel_dlcourse_dir`
+            says which one a kernel imports).
+    """
     import site
 
-    import dlcourse
+    if dlcourse_dir is None:
+        import dlcourse
 
+        dlcourse_dir = str(Path(dlcourse.__file__).resolve().parent)
     paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             *site.getsitepackages(), str(Path(dlcourse.__file__).resolve().parent),
+             *site.getsitepackages(), str(dlcourse_dir),
              "/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys",
              *DEV_READ]
     paths += [os.path.realpath(p) for p in paths]
     return sorted({p for p in paths if os.path.exists(p)})
+
+
+def launcher_config(workdir: Path | str, *, env: dict[str, str], memory: int, cpu: int,
+                    uid: int | None = None, confine: bool = True, bwrap: str | None = None,
+                    dlcourse_dir: str | None = None, extra_read: tuple[str, ...] = (),
+                    connection_file: str | None = None) -> dict:
+    """The launcher's configuration for a kernel (or a trial process) in ``workdir``.
+
+    Args:
+        memory: ``RLIMIT_DATA`` in bytes.
+        cpu: ``RLIMIT_CPU`` in seconds.
+        uid: The leased sandbox uid (root only), or None.
+        confine: Apply Landlock where the Linux kernel has it.
+        bwrap: The ``bwrap`` executable, to start the process in bubblewrap.
+        dlcourse_dir: The dlcourse package the kernel imports.
+        extra_read: More paths the process may read (the grader's request folder).
+    """
+    read = [*sandbox_read_paths(dlcourse_dir), *extra_read]
+    return {
+        "workdir": str(workdir),
+        "connection_file": connection_file,
+        "uid": uid,
+        "gid": uid,
+        "env": env,
+        "read_paths": read if confine else None,
+        "bind_paths": read,
+        "write_paths": sandbox_write_paths(workdir),
+        "bwrap": bwrap,
+        "limits": {"data": memory, "cpu": cpu, "fsize": 256 * 2**20, "core": 0, "nproc": 256},
+    }
 
 
 def _copy_font_cache(target: Path) -> None:
@@ -223,12 +271,19 @@ class SandboxKernel:
         notebook_path: The submission (copied into the sandbox folder).
         limits: Time and memory limits, seed.
         unprivileged: Run as a dedicated unprivileged uid (needs root).
+        bwrap: The ``bwrap`` executable: start the kernel in bubblewrap (its own
+            namespaces; the kernel talks to the grader through Unix sockets in its
+            folder, and is interrupted by a message on its control channel).
+        dlcourse_dir: The dlcourse package the kernel imports (what the sandbox exposes).
     """
 
-    def __init__(self, notebook_path: Path, limits: Limits, *, unprivileged: bool):
+    def __init__(self, notebook_path: Path, limits: Limits, *, unprivileged: bool,
+                 bwrap: str | None = None, dlcourse_dir: str | None = None):
         self.limits = limits
         self.notebook_path = Path(notebook_path)
         self.unprivileged = unprivileged
+        self.bwrap = bwrap
+        self.dlcourse_dir = dlcourse_dir
         self.dead_reason: str | None = None
         self.km = None
         self.kc = None
@@ -286,42 +341,39 @@ class SandboxKernel:
                 soon as the process runs, so that whoever started the grading can
                 kill and remove them should this process die before :meth:`close`.
         """
+        import zmq
         from jupyter_client import KernelManager
         from jupyter_client.kernelspec import KernelSpec
 
-        shutil.copy(self.notebook_path, self.workdir / self.notebook_path.name)
+        name = self.notebook_path.name
+        if not name.endswith(".ipynb") or name.startswith("."):
+            name = "submission.ipynb"
+        shutil.copy(self.notebook_path, self.workdir / name)
         (self.workdir / "tmp").mkdir()
         _copy_font_cache(self.workdir / ".config" / "matplotlib")
-        uid = gid = None
+        uid = None
         if self.unprivileged:
             self._lease = UidLease()
-            uid = gid = self._lease.uid
-        memory = int(self.limits.memory_mb) * 2**20
-        config = {
-            "workdir": str(self.workdir),
-            "connection_file": str(self._private / "connection.json"),
-            "uid": uid,
-            "gid": gid,
-            "env": self._env(),
-            "read_paths": ([*sandbox_read_paths(), str(self._rpc_dir)]
-                           if self.limits.confine else None),
-            "write_paths": sandbox_write_paths(self.workdir),
-            "limits": {
-                "data": memory,
-                "cpu": int(self.limits.notebook_timeout + 60),
-                "fsize": 256 * 2**20,
-                "core": 0,
-                "nproc": 256,
-            },
-        }
+            uid = self._lease.uid
+        config = launcher_config(
+            self.workdir, env=self._env(), memory=int(self.limits.memory_mb) * 2**20,
+            cpu=int(self.limits.notebook_timeout + 60), uid=uid, confine=self.limits.confine,
+            bwrap=self.bwrap, dlcourse_dir=self.dlcourse_dir, extra_read=(str(self._rpc_dir),),
+            connection_file=str(self._private / "connection.json"))
         argv = [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(config), "--",
                 sys.executable, "-Xfrozen_modules=off", "-m", "ipykernel_launcher",
                 "-f", "{connection_file}", "--HistoryManager.enabled=False",
                 "--IPKernelApp.log_level=CRITICAL"]
         km = KernelManager(kernel_name="python3")
         km._kernel_spec = KernelSpec(argv=argv, display_name="dlcourse sandbox",
-                                     language="python", env={}, interrupt_mode="signal")
+                                     language="python", env={},
+                                     interrupt_mode="message" if self.bwrap else "signal")
+        if self.bwrap:
+            # No network in the kernel's namespace: ZeroMQ over Unix sockets in its folder.
+            km.transport = "ipc"
+            km.ip = str(self.workdir / ".kernel")
         km.connection_file = str(self._private / "connection.json")
+        km.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         self.km = km
         try:
             fd = os.open(self._private / "kernel-stderr.txt",
@@ -457,7 +509,7 @@ class SandboxKernel:
             if now - last_check > 0.25:
                 last_check = now
                 if not self.km.is_alive():
-                    self._die(_describe_exit(self._exit_code()))
+                    self._die(_describe_exit(self._exit_code(), shell_status=bool(self.bwrap)))
                     raise KernelDied(self.dead_reason)
             ready = dict(poller.poll(timeout=100))
             if iopub.socket in ready:
@@ -469,7 +521,11 @@ class SandboxKernel:
                     elif kind == "display_data":
                         payload = content.get("data", {}).get(RPC_MIME)
                         if isinstance(payload, str):
-                            result.payloads.append(payload)
+                            # Only the last reply counts (proxy): keep one, bounded in size.
+                            if len(payload) > MAX_REPLY_CHARS:
+                                result.oversized = max(result.oversized, len(payload))
+                            else:
+                                result.payloads[:] = [payload]
             if shell.socket in ready:
                 msg = shell.get_msg(timeout=0)
                 if msg.get("parent_header", {}).get("msg_id") == msg_id:

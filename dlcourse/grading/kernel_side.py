@@ -270,9 +270,18 @@ def setup(config):
     for ref in config.get("blocked", []):
         module_name, _, attr = ref.partition(":")
         blocked.setdefault(module_name, []).append(attr)
-    if blocked:
-        spec = importlib.util.find_spec("dlcourse")
-        _DLCOURSE_DIR = os.path.dirname(os.path.abspath(spec.origin))
+    # Before any student code runs: the kernel must import the dlcourse package the
+    # sandbox exposes. A failure here is the grader's (the bootstrap fails: a grader error).
+    spec = importlib.util.find_spec("dlcourse")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the sandboxed kernel cannot find the dlcourse package")
+    _DLCOURSE_DIR = os.path.dirname(os.path.realpath(spec.origin))
+    expected = config.get("dlcourse_dir")
+    if expected and _DLCOURSE_DIR != os.path.realpath(expected):
+        raise RuntimeError(f"the sandboxed kernel finds dlcourse in {_DLCOURSE_DIR}, not in "
+                           f"{expected} (the package the sandbox was built for)")
+    with open(spec.origin, "rb") as handle:  # a PermissionError here is the sandbox's fault
+        handle.read(1)
     # Applied when the module is first imported (by the notebook or by dlcourse itself), so
     # a notebook that never imports torch does not pay for importing dlcourse.torch here.
     for module_name, attrs in blocked.items():

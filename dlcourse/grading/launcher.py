@@ -8,9 +8,15 @@ The grader starts every student kernel through this script. In order, it:
    sits in the grader's private folder) and points ``COMMAND`` at the copy;
 2. applies resource limits (``RLIMIT_DATA``/``RLIMIT_AS`` memory, CPU seconds,
    file size, no core files, and a process count when it switches user);
-3. when started as root with a ``uid``: hands the sandbox folder to that user,
+3. with ``bwrap`` in the config, re-executes itself inside bubblewrap (stage 2):
+   new PID, network, IPC, UTS (and cgroup) namespaces, a new session, killed
+   with its parent, no capabilities (as root: only ``CAP_SETUID``/``CAP_SETGID``
+   until step 4 drops them), and a mount namespace that holds only
+   ``read_paths`` (read-only), ``write_paths`` (read-write), a private ``/proc``
+   of its own processes and a minimal ``/dev``;
+4. when started as root with a ``uid``: hands the sandbox folder to that user,
    drops supplementary groups, switches gid then uid (irreversibly);
-4. sets ``no_new_privs`` (set-uid programs cannot regain privileges) and, where
+5. sets ``no_new_privs`` (set-uid programs cannot regain privileges) and, where
    the Linux kernel has Landlock (5.13+; no root needed), confines the process
    and everything it starts: files readable only under ``read_paths`` (the
    Python installation, the dlcourse package, system libraries), writable only
@@ -18,7 +24,7 @@ The grader starts every student kernel through this script. In order, it:
    TCP bind except the kernel's own ports (Landlock ABI 4+); no signals to,
    ptrace of, or ``/proc/PID/{mem,environ,fd}`` access to processes outside
    the sandbox (ABI 6+ for signals);
-5. replaces the environment by the given minimal one and ``exec``s COMMAND in
+6. replaces the environment by the given minimal one and ``exec``s COMMAND in
    the sandbox folder.
 
 A Landlock failure is reported on stderr and, with ``require_landlock``, is fatal.
@@ -128,13 +134,52 @@ def _chown_tree(path, uid, gid):
             os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
 
 
-def main(argv):
-    config = json.loads(argv[1])
-    if argv[2] != "--":
-        raise SystemExit("usage: launcher.py CONFIG_JSON -- COMMAND...")
-    command = argv[3:]
+def _parents(path):
+    """``/a``, ``/a/b`` for ``/a/b/c``."""
+    parts = path.strip("/").split("/")[:-1]
+    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def bwrap_argv(config):
+    """The ``bwrap`` command line (without the command) for ``config``."""
+    argv = [config["bwrap"], "--unshare-ipc", "--unshare-pid", "--unshare-net",
+            "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session"]
+    if os.geteuid() == 0:
+        if config.get("uid") is not None:
+            argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        argv += ["--unshare-user"]
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    made = {"/", "/proc", "/dev"}
+    plan = [(p, "--ro-bind") for p in config.get("bind_paths") or config.get("read_paths") or []]
+    plan += [(p, "--bind") for p in config.get("write_paths", [])]
+    bound = []
+    for path, how in sorted(plan, key=lambda item: (item[0], item[1] == "--ro-bind")):
+        path = os.path.normpath(path)
+        if path in ("/", "/proc", "/dev") or path.startswith(("/proc/", "/dev/")):
+            continue  # the sandbox's own /proc and minimal /dev (null, zero, random, ...)
+        if any(path == b or path.startswith(b + "/") for b in bound):
+            continue  # already visible through a folder above it
+        if not os.path.lexists(path):
+            continue
+        for parent in _parents(path):
+            if parent not in made:
+                argv += ["--dir", parent]  # created 0755: the sandbox uid can walk through
+                made.add(parent)
+        if os.path.islink(path):
+            argv += ["--symlink", os.readlink(path), path]
+        else:
+            argv += [how, path, path]
+            bound.append(path)
+        made.add(path)
+    return argv + ["--chdir", config["workdir"]]
+
+
+def _outside(config, command):
+    """Stage 1: connection file, limits, the folder's owner; then bubblewrap or stage 2."""
     workdir = config["workdir"]
     source = config.get("connection_file")
+    ports = []
     if source:
         target = os.path.join(workdir, "kernel-connection.json")
         with open(source, "rb") as handle:
@@ -144,11 +189,9 @@ def main(argv):
             handle.write(data)
         command = [target if arg == source else arg for arg in command]
         info = json.loads(data)
-        ports = [info[k] for k in ("shell_port", "iopub_port", "stdin_port", "control_port",
-                                   "hb_port") if isinstance(info.get(k), int)]
-    else:
-        ports = []
-
+        if info.get("transport", "tcp") == "tcp":
+            ports = [info[k] for k in ("shell_port", "iopub_port", "stdin_port",
+                                       "control_port", "hb_port") if isinstance(info.get(k), int)]
     uid, gid = config.get("uid"), config.get("gid")
     for key, value in config.get("limits", {}).items():
         if value is None:
@@ -161,9 +204,22 @@ def main(argv):
         if hard != resource.RLIM_INFINITY and value > hard:
             value = hard
         resource.setrlimit(which, (value, value))
-
     if uid is not None and os.geteuid() == 0:
         _chown_tree(workdir, uid, gid)
+    inner = dict(config, stage="inside", ports=ports)
+    if config.get("bwrap"):
+        os.umask(0o022)
+        argv = bwrap_argv(config) + [sys.executable, "-I", "-S", os.path.abspath(__file__),
+                                     json.dumps(inner), "--", *command]
+        os.execv(config["bwrap"], argv)
+    _inside(inner, command)
+
+
+def _inside(config, command):
+    """Stage 2 (in bubblewrap, or right after stage 1): user, Landlock, exec."""
+    workdir = config["workdir"]
+    uid, gid = config.get("uid"), config.get("gid")
+    if uid is not None and os.geteuid() == 0:
         os.setgroups([])
         os.setgid(gid)
         os.setuid(uid)
@@ -176,7 +232,8 @@ def main(argv):
         pass
     if config.get("read_paths") is not None:
         try:
-            landlock(config["read_paths"], config.get("write_paths", [workdir]), ports)
+            landlock(config["read_paths"], config.get("write_paths", [workdir]),
+                     config.get("ports", []))
         except OSError as exc:
             print(f"dlcourse sandbox: no Landlock confinement: {exc}", file=sys.stderr)
             if config.get("require_landlock"):
@@ -184,6 +241,17 @@ def main(argv):
     os.umask(0o077)
     os.chdir(workdir)
     os.execve(command[0], command, config["env"])
+
+
+def main(argv):
+    config = json.loads(argv[1])
+    if argv[2] != "--":
+        raise SystemExit("usage: launcher.py CONFIG_JSON -- COMMAND...")
+    command = argv[3:]
+    if config.get("stage") == "inside":
+        _inside(config, command)
+    else:
+        _outside(config, command)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from dlcourse.grading import codec
+from dlcourse.grading.bounds import MAX_FEEDBACK, MAX_NAME, clip
 from dlcourse.grading.errors import SubmissionDied, SubmissionError, SubmissionTimeout
-from dlcourse.grading.kernel import CellTimeout, KernelDied, SandboxKernel
+from dlcourse.grading.kernel import MAX_REPLY_CHARS, CellTimeout, KernelDied, SandboxKernel
 
 _ALLOWED = "NumPy arrays, numbers, strings, None, lists, tuples or dicts of those"
 
@@ -143,8 +144,13 @@ class Submission:
         finally:
             if path is not None:
                 path.unlink(missing_ok=True)
+        if result.oversized and not result.payloads:
+            raise SubmissionError(f"the result of {label} is {result.oversized / 2**20:.0f} MB "
+                                  "of data; the grader reads at most "
+                                  f"{MAX_REPLY_CHARS / 2**20:.0f} MB")
         if result.status != "ok" or not result.payloads:
-            detail = f"{result.ename}: {result.evalue}" if result.ename else "no reply"
+            detail = (f"{clip(result.ename, MAX_NAME)}: {clip(result.evalue, MAX_FEEDBACK // 2)}"
+                      if result.ename else "no reply")
             raise SubmissionError(f"the grader could not run {label} in your notebook "
                                   f"({detail}); did the notebook change Python's builtins?")
         return self._decode(result.payloads[-1], label)
@@ -164,12 +170,14 @@ class Submission:
         if kind == "unsupported" and isinstance(body, dict):
             where = body.get("where", "the result")
             place = "" if where == "the result" else f" ({where})"
-            raise SubmissionError(f"{label} returned an object of type {body.get('type')}"
-                                  f"{place}; expected {_ALLOWED}")
+            raise SubmissionError(f"{label} returned an object of type "
+                                  f"{clip(body.get('type'), MAX_NAME)}"
+                                  f"{clip(place, MAX_NAME)}; expected {_ALLOWED}")
         if kind == "missing":
-            raise SubmissionError(str(body))
+            raise SubmissionError(clip(body, MAX_NAME * 2))
         if kind == "error" and isinstance(body, dict):
-            ename, evalue = str(body.get("ename")), str(body.get("evalue"))
+            ename = clip(body.get("ename"), MAX_NAME)
+            evalue = clip(body.get("evalue"), MAX_FEEDBACK // 2)
             line = body.get("line")
             where = f" (line {line} of your cell)" if isinstance(line, int) else ""
             message = (evalue if ename == "ReferenceBlockedError"

@@ -25,10 +25,14 @@ from pathlib import Path
 
 import pytest
 
+from dlcourse.grading.bounds import MAX_FEEDBACK, MAX_NAME, MAX_NOTE, clip
 from dlcourse.grading.errors import GraderError, SubmissionError
 
 HERE = Path(__file__).resolve().parent
 DEFAULTS = {"cell_timeout": 60.0, "notebook_timeout": 600.0, "memory_mb": 4096}
+#: Memory limit of a grader worker (``RLIMIT_DATA``, MiB): what it keeps from a kernel is
+#: bounded (one reply of at most 64 MiB), so this is a backstop, not a budget.
+WORKER_MEMORY_MB = 4096
 _VERSION_PACKAGES = ("dlcourse", "numpy", "torch", "tensorflow-cpu", "tensorflow", "keras",
                      "scikit-learn", "pytest", "jupyter_client", "ipykernel", "nbformat")
 
@@ -60,8 +64,8 @@ class Exercise:
             if hidden.is_dir():
                 config_file = hidden / "grading.json"
                 config = json.loads(config_file.read_text()) if config_file.is_file() else {}
-                return cls(name, hidden.resolve(), (base / "exercises" / f"{name}.ipynb"),
-                           config)
+                return cls(name, hidden.resolve(),
+                           (base / "exercises" / f"{name}.ipynb").absolute(), config)
         raise GraderError(f"no hidden tests for exercise {name!r} (looked for tests/hidden/{name} "
                           f"under {', '.join(str(c) for c in candidates[:3])})")
 
@@ -152,7 +156,13 @@ def read_notebook(data: bytes):
 
 
 def missing_answer_cells(nb, exercise: Exercise) -> list[str]:
-    """Answer cells of the exercise notebook that the submission lacks (by cell id)."""
+    """Answer cells of the exercise notebook that the submission lacks.
+
+    Matched by cell id. A notebook saved in a format without cell ids (nbformat
+    4.0-4.4, older Jupyter and other editors) is matched by its cells tagged
+    ``answer`` instead: it lacks the last ones when it has fewer; without any
+    such tag nothing can be told, and nothing is reported.
+    """
     if not exercise.student_notebook.is_file():
         return []
     import nbformat
@@ -160,6 +170,9 @@ def missing_answer_cells(nb, exercise: Exercise) -> list[str]:
     from dlcourse.grading.assign import answer_cell_ids
 
     expected = answer_cell_ids(nbformat.read(exercise.student_notebook, as_version=4))
+    if any(c.get("id") is None for c in nb.cells):
+        tagged = sum("answer" in (c.get("metadata", {}).get("tags") or []) for c in nb.cells)
+        return expected[tagged:] if tagged else []
     present = {c.get("id") for c in nb.cells}
     return [cell_id for cell_id in expected if cell_id not in present]
 
@@ -201,7 +214,10 @@ def _title(item) -> str:
 
 
 def _feedback(excinfo) -> str:
-    exc = excinfo.value
+    return clip(_feedback_text(excinfo.value), MAX_FEEDBACK)
+
+
+def _feedback_text(exc) -> str:
     if isinstance(exc, AssertionError):
         return str(exc).strip() or "this test failed"
     if isinstance(exc, SubmissionError):
@@ -330,12 +346,16 @@ def run_hidden_tests(exercise: Exercise, submission, notebook, emit) -> list[dic
 
 
 # -- one submission -------------------------------------------------------------------
-def grade_notebook(path: Path, exercise: Exercise, limits, *, unprivileged: bool,
+def grade_notebook(path: Path, exercise: Exercise, limits, *, unprivileged: bool | None = None,
                    emit=lambda event: None, hidden_sha256: str | None = None,
-                   all_tests: list[dict] | None = None) -> dict:
+                   all_tests: list[dict] | None = None, isolation=None) -> dict:
     """Grade one notebook; return its Gradescope ``results.json`` as a dict.
 
     Args:
+        unprivileged: Run the kernel as a leased sandbox uid (default: as
+            ``isolation`` says).
+        isolation: The batch's :class:`~dlcourse.grading.sandbox.Isolation`
+            (default: the builtin sandbox, Landlock only).
         hidden_sha256: The bundle hash the batch started with: checked again
             before the tests are imported and after they ran (a change is a
             :class:`GraderError`); recorded in the results.
@@ -344,7 +364,12 @@ def grade_notebook(path: Path, exercise: Exercise, limits, *, unprivileged: bool
     """
     from dlcourse.grading.kernel import SandboxKernel
     from dlcourse.grading.proxy import Submission
+    from dlcourse.grading.sandbox import Isolation
 
+    if not isinstance(isolation, Isolation):
+        isolation = Isolation.from_json(isolation)
+    if unprivileged is None:
+        unprivileged = isolation.unprivileged
     start = time.monotonic()
     data = Path(path).read_bytes()
     notes: list[str] = []
@@ -358,8 +383,11 @@ def grade_notebook(path: Path, exercise: Exercise, limits, *, unprivileged: bool
         for name in reference_imports(nb, exercise.config.get("blocked", [])):
             notes.append(f"the notebook uses dlcourse's reference {name}: calling it earns "
                          "no credit")
-        kernel = SandboxKernel(Path(path), limits, unprivileged=unprivileged)
-        config = {"seed": limits.seed, "blocked": exercise.config.get("blocked", [])}
+        kernel = SandboxKernel(Path(path), limits, unprivileged=unprivileged,
+                               bwrap=isolation.bwrap if isolation.tool == "bwrap" else None,
+                               dlcourse_dir=isolation.dlcourse_dir)
+        config = {"seed": limits.seed, "blocked": exercise.config.get("blocked", []),
+                  "dlcourse_dir": isolation.dlcourse_dir}
         kernel.start(bootstrap_code(config), on_started=lambda pid, folders: emit(
             {"event": "kernel", "pid": pid, "folders": folders}))
         reason = _run_cells(kernel, nb, limits, notes)
@@ -386,6 +414,7 @@ def grade_notebook(path: Path, exercise: Exercise, limits, *, unprivileged: bool
     max_score = sum(t["max_score"] for t in tests)
     if reason and nb is None:
         notes.insert(0, reason)
+    notes = [clip(note, MAX_NOTE) for note in notes]
     summary = [f"Score: {score:g} / {max_score:g}", *notes]
     return {
         "score": score,
@@ -403,7 +432,8 @@ def grade_notebook(path: Path, exercise: Exercise, limits, *, unprivileged: bool
             "notebook_sha256": hashlib.sha256(data).hexdigest(),
             "hidden_tests_sha256": bundle,
             "versions": package_versions(),
-            "sandbox": {"unprivileged_user": unprivileged, "landlock": confined,
+            "sandbox": {"tool": isolation.tool, "unprivileged_user": unprivileged,
+                        "landlock": confined,
                         "memory_mb": limits.memory_mb,
                         "cell_timeout_s": limits.cell_timeout,
                         "notebook_timeout_s": limits.notebook_timeout, "seed": limits.seed},
@@ -439,7 +469,8 @@ def _run_cells(kernel, nb, limits, notes: list[str]) -> str | None:
         if result.status == "error" and result.ename != "NotImplementedError":
             errors += 1
             if errors <= 5:
-                notes.append(f"cell {index} raised {result.ename}: {(result.evalue or '')[:300]}")
+                notes.append(f"cell {index} raised {clip(result.ename, MAX_NAME)}: "
+                             f"{clip(result.evalue or '', 300)}")
     return None
 
 
@@ -457,6 +488,8 @@ def worker_main(argv: list[str]) -> int:
     With ``--collect`` it only collects the hidden tests and prints one JSON
     line ``{"tests": [...], "errors": [...]}`` (see :func:`collect_tests`).
     """
+    import resource
+
     from dlcourse.grading.kernel import Limits
 
     _not_dumpable()
@@ -475,7 +508,20 @@ def worker_main(argv: list[str]) -> int:
 
     exercise = Exercise(job["exercise"], Path(job["hidden_dir"]),
                         Path(job["student_notebook"]), job["config"])
+    memory = job.get("worker_memory_mb")
+    if memory:
+        # Soft limit only: the kernel it starts sets its own (maybe higher) limit.
+        hard = resource.getrlimit(resource.RLIMIT_DATA)[1]
+        soft = int(memory) * 2**20
+        if hard == resource.RLIM_INFINITY or soft <= hard:
+            resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
     try:
+        isolation = job.get("isolation") or {}
+        expected = isolation.get("dlcourse_dir")
+        here = str(Path(__file__).resolve().parent.parent)
+        if expected and os.path.realpath(expected) != here:
+            raise GraderError(f"the grader's worker imported dlcourse from {here}, not from "
+                              f"{expected} (the package the sandbox was built for)")
         _check_bundle(exercise, job["hidden_sha256"])
         if collect:
             tests, errors = collect_tests(exercise)
@@ -485,7 +531,7 @@ def worker_main(argv: list[str]) -> int:
         result = grade_notebook(Path(job["notebook"]), exercise, limits,
                                 unprivileged=job["unprivileged"], emit=emit,
                                 hidden_sha256=job["hidden_sha256"],
-                                all_tests=job.get("all_tests"))
+                                all_tests=job.get("all_tests"), isolation=isolation)
     except GraderError as exc:
         emit({"event": "grader_error", "message": str(exc)})
         return 2
