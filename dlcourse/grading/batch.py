@@ -368,11 +368,15 @@ class Batch:
                         result = event["result"]
                     elif event.get("event") == "grader_error":
                         error = event["message"]
-                proc.wait()
+                # Wait without reaping, so that the pid still names this worker's group.
+                with contextlib.suppress(ChildProcessError):
+                    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
             finally:
                 timer.cancel()
-                with contextlib.suppress(OSError):
-                    os.killpg(proc.pid, 9)
+                if proc.returncode is None:  # not reaped: the group is still the worker's
+                    with contextlib.suppress(OSError):
+                        os.killpg(proc.pid, 9)
+                proc.wait()
         if result is None and error is None and kernel is not None:
             _remove_kernel(kernel)
         if error is not None:
@@ -462,10 +466,16 @@ def _remove_kernel(event: dict) -> None:
     """Kill the kernel of a worker that died without closing it; remove its folders."""
     import shutil
 
+    from dlcourse.grading.kernel import process_start_time
+
     pid = event.get("pid")
-    if isinstance(pid, int) and pid > 1:
+    # The kernel leads its own session and process group; the start time makes sure the
+    # pid still names it (its parent died: someone else reaped it, the pid may be reused).
+    start = event.get("start")
+    if isinstance(pid, int) and pid > 1 and start is not None \
+            and process_start_time(pid) == start:
         with contextlib.suppress(OSError):
-            os.killpg(pid, 9)  # the kernel leads its own session and process group
+            os.killpg(pid, 9)
     for folder in event.get("folders", []):
         if Path(folder).name.startswith(("dlcourse-sandbox-", "dlcourse-grader-")):
             shutil.rmtree(folder, ignore_errors=True)

@@ -249,6 +249,17 @@ def launcher_config(workdir: Path | str, *, env: dict[str, str], memory: int, cp
     }
 
 
+def process_start_time(pid: int) -> int | None:
+    """The start time of process ``pid`` (clock ticks since boot), or None if there is
+    none: with the pid, it names one process even after pid numbers wrap around."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _copy_font_cache(target: Path) -> None:
     """Give matplotlib a font cache so each kernel does not rebuild it."""
     candidates = [os.environ.get("MPLCONFIGDIR"), "~/.cache/matplotlib", "~/.matplotlib"]
@@ -413,12 +424,14 @@ class SandboxKernel:
             with contextlib.suppress(Exception):
                 self.kc.stop_channels()
         if self.km is not None:
-            pid = getattr(getattr(self.km, "provisioner", None), "pid", None)
+            process = getattr(getattr(self.km, "provisioner", None), "process", None)
+            # Kill the group while the process is not reaped yet: once it is, its pid may
+            # belong to another process (pid numbers wrap around on a busy machine).
+            if process is not None and process.returncode is None:
+                with contextlib.suppress(OSError):
+                    os.killpg(process.pid, signal.SIGKILL)
             with contextlib.suppress(Exception):
                 self.km.shutdown_kernel(now=True)
-            if pid:
-                with contextlib.suppress(OSError):
-                    os.killpg(pid, signal.SIGKILL)
             self.km = None
         if self._lease is not None:
             self._lease.release()

@@ -362,9 +362,9 @@ def grade_notebook(path: Path, exercise: Exercise, limits, *, unprivileged: bool
         all_tests: The tests collected before grading (:func:`collect_tests`):
             any that did not report is listed at 0 points with a reason.
     """
-    from dlcourse.grading.kernel import SandboxKernel
+    from dlcourse.grading.kernel import SandboxKernel, process_start_time
     from dlcourse.grading.proxy import Submission
-    from dlcourse.grading.sandbox import Isolation
+    from dlcourse.grading.sandbox import Isolation, promises
 
     if not isinstance(isolation, Isolation):
         isolation = Isolation.from_json(isolation)
@@ -389,7 +389,8 @@ def grade_notebook(path: Path, exercise: Exercise, limits, *, unprivileged: bool
         config = {"seed": limits.seed, "blocked": exercise.config.get("blocked", []),
                   "dlcourse_dir": isolation.dlcourse_dir}
         kernel.start(bootstrap_code(config), on_started=lambda pid, folders: emit(
-            {"event": "kernel", "pid": pid, "folders": folders}))
+            {"event": "kernel", "pid": pid, "start": process_start_time(pid),
+             "folders": folders}))
         reason = _run_cells(kernel, nb, limits, notes)
     else:
         status = "unreadable"
@@ -432,13 +433,22 @@ def grade_notebook(path: Path, exercise: Exercise, limits, *, unprivileged: bool
             "notebook_sha256": hashlib.sha256(data).hexdigest(),
             "hidden_tests_sha256": bundle,
             "versions": package_versions(),
+            "worker_max_rss_mb": _max_rss_mb(),
             "sandbox": {"tool": isolation.tool, "unprivileged_user": unprivileged,
-                        "landlock": confined,
+                        "landlock": confined, "landlock_abi": isolation.landlock_abi,
+                        "not_held": [key for key, _, why in promises(isolation) if why],
                         "memory_mb": limits.memory_mb,
                         "cell_timeout_s": limits.cell_timeout,
                         "notebook_timeout_s": limits.notebook_timeout, "seed": limits.seed},
         },
     }
+
+
+def _max_rss_mb() -> float:
+    """The most memory this process has held so far (MiB): what the kernel made it keep."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _check_bundle(exercise: Exercise, expected: str) -> None:
