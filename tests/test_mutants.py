@@ -24,6 +24,7 @@ from tests.mutants import harness
 
 SUITES = {
     "01_dropout_from_scratch": "ex01",
+    "04_mc_dropout": "ex04",
 }
 NEEDS_TORCH = {"03_spatial_dropout", "04_mc_dropout"}
 MIN_MUTANTS = 20
