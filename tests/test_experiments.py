@@ -353,3 +353,25 @@ def test_command_line_rejects_bad_seeds():
     proc = subprocess.run([sys.executable, "-m", "dlcourse.experiments", "rate", "--seeds", "0"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "--seeds must be >= 1" in proc.stderr
+
+
+def test_mnist_only_experiments_run_on_a_small_file(fake_mnist, tmp_path, monkeypatch, capsys):
+    from dlcourse.experiments.__main__ import main
+
+    monkeypatch.setitem(get("torch_mnist").CONFIG, "epochs", 2)
+    monkeypatch.setitem(get("torch_mnist").CONFIG, "hidden", 16)
+    monkeypatch.setitem(get("keras_mnist").CONFIG, "epochs", 1)
+    for name in ("torch_mnist", "keras_mnist"):
+        assert main([name, "--dataset", "mnist", "--seeds", "1", "--out", str(tmp_path)]) == 0
+    torch_result = load_result("torch_mnist", tmp_path, dataset="mnist")
+    for record in torch_result["records"]:
+        assert len(record["metrics"]["test_error_curve"]) == 2
+        assert record["metrics"]["test_error"] == record["metrics"]["test_error_curve"][-1]
+    keras_result = load_result("keras_mnist", tmp_path, dataset="mnist")
+    assert [r["cell"]["rate"] for r in keras_result["records"]] == [0.5, 0.0]
+    for record in keras_result["records"]:
+        m = record["metrics"]
+        assert 0 <= m["test_accuracy"] <= 100 and m["test_error"] == pytest.approx(100 - m["test_accuracy"])
+    with pytest.raises(SystemExit):
+        main(["torch_mnist"])
+    assert "torch_mnist runs on MNIST only: add --dataset mnist" in capsys.readouterr().err

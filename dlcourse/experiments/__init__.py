@@ -61,11 +61,18 @@ NAMES = ("rate", "data_size", "sparsity", "mc", "regularizers", "lr_momentum", "
 #: The paper's experiments (chapter 8): the ones that also run on MNIST.
 PAPER_NAMES = ("rate", "data_size", "sparsity", "mc", "regularizers")
 
+#: Experiments that run on MNIST only (chapters 4 and 5 read their caches).
+MNIST_ONLY_NAMES = ("torch_mnist", "keras_mnist")
+
+#: What ``all --dataset mnist`` runs: every ``<name>-mnist.json`` cache.
+MNIST_NAMES = PAPER_NAMES + MNIST_ONLY_NAMES
+
 
 def get(name: str) -> ModuleType:
     """The module of experiment ``name``."""
-    if name not in NAMES:
-        raise ValueError(f"name must be one of {', '.join(NAMES)}; received name={name!r}")
+    if name not in NAMES + MNIST_ONLY_NAMES:
+        raise ValueError(f"name must be one of {', '.join(NAMES + MNIST_ONLY_NAMES)}; "
+                         f"received name={name!r}")
     return importlib.import_module(f"dlcourse.experiments.{name}")
 
 
@@ -86,5 +93,5 @@ def recompute_cell(name: str, cell: dict, seed: int, config: dict | None = None)
         return _plain(module.run_cell(cell, seed, config))
 
 
-__all__ = ["DATA_DIR", "NAMES", "PAPER_NAMES", "get", "load_result", "recompute_cell", "run",
+__all__ = ["DATA_DIR", "MNIST_NAMES", "MNIST_ONLY_NAMES", "NAMES", "PAPER_NAMES", "get", "load_result", "recompute_cell", "run",
            "summarize"]

