@@ -29,6 +29,8 @@ from dlcourse.grading.public import check
 
 FIXTURES = Path(__file__).resolve().parent / "grading_fixtures"
 COURSE = FIXTURES / "course"
+sys.path.insert(0, str(FIXTURES))
+from make_submissions import processes_with  # noqa: E402
 
 
 # -- codec ----------------------------------------------------------------------------
@@ -234,7 +236,7 @@ def test_check_reports_each_failure_without_showing_code(fake_checks, capsys):
 
 def test_check_passes_and_says_hidden_tests_not_run(fake_checks, capsys):
     _run_check({"EXERCISE": "fake_ex", "double": lambda x: 2 * x})
-    assert "all 2 public tests passed \u2014 hidden tests not run" in capsys.readouterr().out
+    assert "all 2 public checks passed \u2014 hidden tests not run" in capsys.readouterr().out
 
 
 def test_check_reports_stubs_and_crashes(fake_checks, capsys):
@@ -488,8 +490,6 @@ def test_release_zips_hold_what_pip_install_needs(tmp_path):
                 "dlcourse/cli.py"} <= set(names)
         metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
         assert "dlcourse" in zipfile.ZipFile(wheel).read(metadata).decode().split("\n\n", 1)[1]
-    setup = zipfile.ZipFile(tmp_path / "dist" / "autograder-fixture_ex.zip").read("setup.sh")
-    assert b"--extra-index-url https://download.pytorch.org/whl/cpu" in setup
 
 
 # -- command line ---------------------------------------------------------------------
@@ -525,13 +525,14 @@ def test_student_ids_are_paths_below_the_submissions_root(tmp_path):
 
 
 def test_strict_isolation_refuses_to_grade_without_a_user_switch(tmp_path, capsys):
+    """The builtin sandbox switches user only where other users can run the kernel's Python."""
     from dlcourse.grading.kernel import probe_unprivileged
 
     if probe_unprivileged() is None:
         pytest.skip("an unprivileged user can run the kernel here")
     status = cli_main(["grade", str(FIXTURES / "submissions" / "full.ipynb"), "--exercise",
                        "fixture_ex", "--root", str(COURSE), "--out", str(tmp_path),
-                       "--isolation", "user", "--no-progress"])
+                       "--isolation", "user", "--sandbox", "builtin", "--no-progress"])
     assert status == 2
     assert "--isolation user" in capsys.readouterr().err
     assert not (tmp_path / "grades.csv").exists()
@@ -541,3 +542,273 @@ def test_unknown_exercise_is_a_grader_error(tmp_path, capsys):
     status = cli_main(["grade", str(FIXTURES / "submissions" / "full.ipynb"), "--exercise",
                        "no_such_exercise", "--root", str(COURSE), "--out", str(tmp_path)])
     assert status == 2 and "no hidden tests" in capsys.readouterr().err
+
+
+# -- the sandbox's promises, at the launcher ------------------------------------------
+ATTACKS = """\
+import json, os, socket, sys, time
+grader = int(sys.argv[1])
+out = {}
+try:
+    open(f"/proc/{grader}/environ", "rb").read()
+    out["environ"] = "read"
+except OSError as e:
+    out["environ"] = type(e).__name__
+try:
+    os.setpriority(os.PRIO_PROCESS, grader, os.getpriority(os.PRIO_PROCESS, grader))
+    out["renice"] = "done"
+except OSError as e:
+    out["renice"] = type(e).__name__
+try:
+    os.kill(grader, 0)
+    out["signal"] = "done"
+except OSError as e:
+    out["signal"] = type(e).__name__
+for name, args in (("raw", (socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)),
+                   ("packet", (socket.AF_PACKET, socket.SOCK_RAW, 0))):
+    try:
+        socket.socket(*args).close()
+        out[name] = "opened"
+    except OSError as e:
+        out[name] = type(e).__name__
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"hi", ("127.0.0.1", int(sys.argv[2])))
+    out["udp"] = "sent"
+except OSError as e:
+    out["udp"] = type(e).__name__
+if os.fork() == 0:
+    os.setsid()
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(300)", sys.argv[3]])
+time.sleep(0.3)
+print(json.dumps(out))
+"""
+
+
+def _attack(iso, tmp_path):
+    """Run ATTACKS under ``iso`` as a kernel is run; return what it managed, whether the
+    grader got its UDP datagram, and the daemons left behind (killed here)."""
+    import socket
+    import tempfile
+    import time
+    import uuid
+
+    from dlcourse.grading.kernel import UidLease, launcher_config
+
+    marker = f"dlcourse-test-daemon-{uuid.uuid4().hex[:8]}"
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.setblocking(False)
+    lease = UidLease() if iso.unprivileged else None
+    workdir = Path(tempfile.mkdtemp(prefix="dlcourse-sandbox-"))
+    try:
+        config = launcher_config(workdir, env={"PATH": "/usr/bin:/bin"}, memory=2**31, cpu=60,
+                                 uid=lease.uid if lease else None, bwrap=iso.bwrap,
+                                 dlcourse_dir=iso.dlcourse_dir)
+        cmd = [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(config), "--",
+               sys.executable, "-I", "-c", ATTACKS, str(os.getpid()),
+               str(listener.getsockname()[1]), marker]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        if lease is not None:
+            lease.release()
+        time.sleep(0.5)
+        left = processes_with(marker)
+        for pid in left:
+            os.kill(pid, 9)
+        try:
+            received = listener.recv(10) == b"hi"
+        except BlockingIOError:
+            received = False
+        return json.loads(proc.stdout), received, left
+    finally:
+        listener.close()
+        if lease is not None:
+            lease.release()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _isolation(tool):
+    from dlcourse.grading.sandbox import Isolation, kernel_dlcourse_dir, landlock_abi
+
+    if tool == "bwrap" and not shutil.which("bwrap"):
+        pytest.skip("bubblewrap is not installed (make test installs it where it may)")
+    return Isolation(tool=tool, bwrap=shutil.which("bwrap") if tool == "bwrap" else None,
+                     unprivileged=tool == "bwrap" and os.geteuid() == 0,
+                     landlock_abi=landlock_abi(), dlcourse_dir=kernel_dlcourse_dir())
+
+
+def test_bubblewrap_sandbox_keeps_every_promise(tmp_path):
+    """The grader's /proc/PID/environ, renice, signal, raw/packet sockets, UDP to the
+    grader's machine, a setsid daemon: all fail in bubblewrap."""
+    from dlcourse.grading.sandbox import probe_sandbox, promises
+
+    iso = _isolation("bwrap")
+    problem = probe_sandbox(iso)
+    if problem is not None:
+        pytest.skip(f"bubblewrap does not work here: {problem}")
+    assert [key for key, _, why in promises(iso) if why] == []
+    out, received, left = _attack(iso, tmp_path)
+    assert out["environ"] in ("FileNotFoundError", "PermissionError", "ProcessLookupError"), out
+    assert out["renice"] != "done" and out["signal"] != "done", out
+    assert out["raw"] == out["packet"] == "PermissionError", out
+    assert not received, "a UDP datagram reached the grader's machine"
+    assert left == [], "a process of the sandbox outlived it"
+
+
+def test_builtin_sandbox_as_root_reports_exactly_what_it_cannot_promise(tmp_path):
+    """Without bubblewrap and without a user switch, the attacks work, and the report
+    says each of those promises does not hold (it does not claim what it cannot keep)."""
+    from dlcourse.grading.sandbox import promises, report
+
+    if os.geteuid() != 0:
+        pytest.skip("the root-without-user-switch case needs root")
+    iso = _isolation("builtin")
+    not_held = {key for key, _, why in promises(iso) if why}
+    assert not_held == {"proc", "signals", "network", "lifetime"}
+    lines = "\n".join(report(iso))
+    assert lines.count("NOT HELD on this machine") == 4 and "renice" in lines
+    out, received, left = _attack(iso, tmp_path)
+    assert out["environ"] == "read" and out["renice"] == "done" and out["raw"] == "opened"
+    assert received and left
+
+
+def test_grade_help_says_what_the_sandbox_promises_here():
+    from dlcourse.grading.sandbox import PROMISES
+
+    proc = subprocess.run([sys.executable, "-m", "dlcourse", "grade", "--help"],
+                          capture_output=True, text=True, timeout=120, cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    assert "sandbox on this machine" in proc.stdout
+    for text in PROMISES.values():
+        assert text in proc.stdout
+
+
+def test_a_python_without_dlcourse_is_a_grader_error():
+    from dlcourse.grading.errors import GraderError
+    from dlcourse.grading.sandbox import kernel_dlcourse_dir
+
+    if not os.path.exists(SYSTEM_PYTHON):
+        pytest.skip("needs a Python without dlcourse")
+    with pytest.raises(GraderError, match="cannot import dlcourse"):
+        kernel_dlcourse_dir(SYSTEM_PYTHON)
+
+
+def test_kernel_that_imports_another_dlcourse_fails_its_bootstrap(tmp_path):
+    """The bootstrap, before any student code, checks the kernel's dlcourse: a mismatch
+    is a GraderError (the worker reports it as a grader error, exit status 1)."""
+    from dlcourse.grading.errors import GraderError
+    from dlcourse.grading.kernel import Limits, SandboxKernel
+    from dlcourse.grading.runner import bootstrap_code
+
+    notebook = FIXTURES / "submissions" / "full.ipynb"
+    kernel = SandboxKernel(notebook, Limits(memory_mb=1024), unprivileged=False)
+    try:
+        with pytest.raises(GraderError, match="finds dlcourse in"):
+            kernel.start(bootstrap_code({"dlcourse_dir": str(tmp_path / "dlcourse")}))
+    finally:
+        kernel.close()
+
+
+# -- names, paths, CSV, text bounds ---------------------------------------------------
+@pytest.mark.parametrize("raw, expected", [
+    ("alice__ex1", "alice__ex1"), ("José", "José"), ("a-b_c.d", "a-b_c.d")])
+def test_plain_student_ids_are_kept(raw, expected):
+    from dlcourse.grading.batch import safe_student_id
+
+    assert safe_student_id(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["..", ".", "", ".hidden", "grades.csv", "batch.json",
+                                 "GRADES.CSV", "a b", "a/b", "x" * 300, "é" * 90, "a\nb"])
+def test_unsafe_student_ids_become_safe_folder_names(raw):
+    from dlcourse.grading.batch import safe_student_id
+
+    student = safe_student_id(raw)
+    assert student != raw and not student.startswith(".") and "/" not in student
+    assert len(student.encode()) <= 110 and student.isprintable()
+    assert student.lower() not in ("grades.csv", "batch.json")
+    assert safe_student_id(raw) == student  # deterministic
+    assert safe_student_id(raw + "!") != student  # the hash keeps them apart
+
+
+def test_admit_resolves_links_inside_and_refuses_the_rest(tmp_path):
+    from dlcourse.grading.batch import MAX_NOTEBOOK_BYTES, admit
+
+    root = tmp_path / "subs"
+    root.mkdir()
+    (root / "real.ipynb").write_text("{}")
+    (root / "in.ipynb").symlink_to(root / "real.ipynb")
+    (tmp_path / "secret.py").write_text("ANSWER = 42")
+    (root / "out.ipynb").symlink_to(tmp_path / "secret.py")
+    (root / "dangling.ipynb").symlink_to(root / "nothing")
+    os.mkfifo(root / "fifo.ipynb")
+    with open(root / "huge.ipynb", "wb") as handle:
+        handle.truncate(MAX_NOTEBOOK_BYTES + 1)
+    assert admit(root / "real.ipynb", root) == (root / "real.ipynb", None, None)
+    target, note, refusal = admit(root / "in.ipynb", root)
+    assert target == root / "real.ipynb" and "symbolic link" in note and refusal is None
+    for name, phrase in (("out", "outside the submissions folder"), ("dangling", "cannot be"),
+                         ("fifo", "not a regular file"), ("huge", "at most 64 MiB")):
+        target, note, refusal = admit(root / f"{name}.ipynb", root)
+        assert target is None and phrase in refusal, (name, refusal)
+
+
+def test_clip_marks_what_it_cut():
+    from dlcourse.grading.bounds import clip
+
+    assert clip("short", 100) == "short"
+    cut = clip("E" * 200_000, 300)
+    assert len(cut) == 300 and cut.endswith("[truncated: 200000 characters in all]")
+    with pytest.raises(ValueError, match="limit must be >= 40; received limit=10"):
+        clip("x", 10)
+
+
+def test_proxy_cuts_huge_names_and_refuses_huge_replies():
+    from dlcourse.grading.kernel import MAX_REPLY_CHARS
+
+    payload = codec.dumps({"error": {"ename": "E" * 200_000, "evalue": "v" * 200_000}})
+    with pytest.raises(SubmissionError) as info:
+        Submission(FakeKernel([payload])).call("f")
+    assert len(str(info.value)) < 5000 and "truncated" in str(info.value)
+    kernel = FakeKernel([])
+    kernel.execute = lambda code, **kw: ExecResult("ok", oversized=MAX_REPLY_CHARS + 1)
+    with pytest.raises(SubmissionError, match="the grader reads at most 64 MB"):
+        Submission(kernel).call("f")
+
+
+def test_csv_with_huge_or_broken_fields_is_rebuilt_not_fatal(tmp_path):
+    from dlcourse.grading.batch import read_csv, write_json
+
+    path = tmp_path / "grades.csv"
+    write_csv(path, {"alice": _result(2.0)})
+    header = path.read_text().splitlines()[0]
+    path.write_text(f"{header}\nbob,ex,bob.ipynb,1,2,50.0,graded,{'n' * 200_000},,,1\n")
+    assert write_csv(path, {"alice": _result(2.0)}) is None  # long, but valid: read and cut
+    rows, _ = read_csv(path)
+    assert set(rows) == {"alice", "bob"} and len(rows["bob"]["notes"]) == 4000
+    (tmp_path / "carol").mkdir()
+    write_json(tmp_path / "carol" / "results.json",
+               dict(_result(1.0), extra_data={"student": "carol", "notes": [], "status": "graded"}))
+    path.write_bytes(b"student,score\x00\n\xff\xfe\x00\n")
+    warning = write_csv(path, {"alice": _result(2.0)})
+    assert "could not be read" in warning and (tmp_path / "grades.csv.unreadable").exists()
+    rows, _ = read_csv(path)
+    assert set(rows) == {"alice", "carol"}  # carol's row rebuilt from her results.json
+
+
+def test_notebooks_without_cell_ids_are_matched_by_their_answer_tags():
+    from dlcourse.grading.runner import Exercise, missing_answer_cells, read_notebook
+
+    exercise = Exercise.find("fixture_ex", COURSE)
+    data = (FIXTURES / "submissions" / "nbformat42.ipynb").read_bytes()
+    nb, reason = read_notebook(data)
+    assert reason is None and nb.nbformat_minor == 2
+    assert missing_answer_cells(nb, exercise) == []
+    del nb.cells[2]  # the Counter cell
+    assert len(missing_answer_cells(nb, exercise)) == 1
+    for cell in nb.cells:
+        cell.metadata.pop("tags", None)
+    assert missing_answer_cells(nb, exercise) == []  # nothing to tell by: say nothing

@@ -25,11 +25,15 @@ SUBMISSIONS = FIXTURES / "submissions"
 HIDDEN = COURSE / "tests" / "hidden" / "fixture_ex"
 sys.path.insert(0, str(FIXTURES))
 from make_submissions import (  # noqa: E402
+    DAEMON_MARKER,
     EXPECTED,
     EXPECTED_SEEDING,
     EXPECTED_TIME_LIMITS,
+    SANDBOX_ATTACKS,
     SHM_PREFIX,
     TIME_LIMITS,
+    UDP_PORT,
+    processes_with,
 )
 
 pytestmark = pytest.mark.slow
@@ -66,17 +70,39 @@ def sha256sum_of_folder(folder):
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
+    import os
+    import socket
+    import time
+
     out = tmp_path_factory.mktemp("grades")
     hidden = COURSE / "tests/hidden/fixture_ex/test_fixture.py"
     before = hidden.read_bytes()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # raw_socket sends here
+    try:
+        listener.bind(("127.0.0.1", UDP_PORT))
+        listener.setblocking(False)
+    except OSError:
+        listener.close()
+        listener = None
     proc = _grade(str(SUBMISSIONS), "--out", str(out), "--jobs", "2")
     after = hidden.read_bytes()
+    received = None
+    if listener is not None:
+        try:
+            received = listener.recv(100)
+        except BlockingIOError:
+            received = b""
+        listener.close()
     results = {p.parent.name: json.loads(p.read_text()) for p in out.glob("*/results.json")}
     shm_left = sorted(glob.glob(SHM_PREFIX + "*"))
     for path in shm_left:  # where the sandbox let them through: do not leave them behind
         Path(path).unlink()
+    time.sleep(1)  # SIGKILL is asynchronous
+    daemons = processes_with(DAEMON_MARKER)
+    for pid in daemons:  # where the sandbox let one outlive its grading: do not keep it
+        os.kill(pid, 9)
     return {"out": out, "proc": proc, "results": results, "hidden_unchanged": before == after,
-            "shm_left": shm_left}
+            "shm_left": shm_left, "udp_received": received, "daemons": daemons}
 
 
 def test_batch_succeeds_and_grades_everyone(batch):
@@ -93,6 +119,9 @@ def test_each_submission_earns_exactly_what_it_earns(batch, student):
         pytest.skip("no Landlock and no root here: the kernel can read what the grader can")
     if student == "writes_shm" and not sandbox["landlock"]:
         pytest.skip("no Landlock here: /dev/shm is writable by every user")
+    if SANDBOX_ATTACKS.get(student) in sandbox["not_held"]:
+        pytest.skip(f"the sandbox here does not promise {SANDBOX_ATTACKS[student]!r} "
+                    "(the summary says so; see test_sandbox_promises_hold_or_are_reported)")
     assert result["max_score"] == 6
     assert result["score"] == expected_score, json.dumps(result["tests"], indent=1)
     assert result["score"] == sum(t["score"] for t in result["tests"])
@@ -143,6 +172,59 @@ def test_dev_shm_gives_nothing_and_keeps_nothing(batch):
     assert batch["shm_left"] == [], "a submission left files in /dev/shm"
     assert result["score"] == 5  # RESULT came only through /dev/shm: no point for it
     assert result["extra_data"]["status"] == "graded"
+
+
+@pytest.mark.parametrize("student", sorted(SANDBOX_ATTACKS))
+def test_sandbox_promises_hold_or_are_reported(batch, student):
+    """/proc/PID/environ, renice/signal, raw/packet/UDP sockets, a setsid daemon: each
+    attack fails, or the summary names the promise that does not hold on this machine."""
+    from dlcourse.grading.sandbox import PROMISES
+
+    promise = SANDBOX_ATTACKS[student]
+    sandbox = batch["results"][student]["extra_data"]["sandbox"]
+    if promise in sandbox["not_held"]:
+        assert f"NOT HELD on this machine: a graded kernel {PROMISES[promise]}" \
+            in batch["proc"].stdout
+        pytest.skip(f"{promise!r} does not hold here, and the summary says so")
+    assert not [line for line in batch["proc"].stdout.splitlines()
+                if "NOT HELD" in line and PROMISES[promise] in line]
+    # The attack would have defined RESULT (1 point): it did not.
+    assert batch["results"][student]["score"] == 5 + (student == "daemon")
+    if student == "daemon":
+        assert batch["daemons"] == [], "a process of the submission outlived its grading"
+    if student == "raw_socket" and batch["udp_received"] is not None:
+        assert batch["udp_received"] == b"", "a UDP datagram reached the grader's machine"
+
+
+def test_flood_of_messages_does_not_grow_the_worker(batch):
+    """40 display messages of 8 MB in the RPC's type: the worker keeps one reply at most."""
+    flood = batch["results"]["flood"]["extra_data"]["worker_max_rss_mb"]
+    full = batch["results"]["full"]["extra_data"]["worker_max_rss_mb"]
+    # Keeping the 40 messages would take 320 MB; one reply of 70 MB is read, then refused.
+    assert flood < full + 200, (flood, full)
+    outputs = " ".join(t["output"] for t in batch["results"]["flood"]["tests"])
+    assert "is 67 MB of data; the grader reads at most 64 MB" in outputs
+
+
+def test_huge_exception_names_are_cut_everywhere(batch):
+    """A 200,000-character exception class name: truncated in notes, feedback and the CSV,
+    and the CSV stays readable with Python's default field size limit."""
+    from dlcourse.grading.bounds import MAX_CSV_FIELD, MAX_FEEDBACK, MAX_NOTE
+
+    result = batch["results"]["long_exception"]
+    assert all(len(n) <= MAX_NOTE for n in result["extra_data"]["notes"])
+    assert any("truncated" in n for n in result["extra_data"]["notes"])
+    assert all(len(t["output"]) <= MAX_FEEDBACK for t in result["tests"])
+    assert len(json.dumps(result)) < 50_000
+    with open(batch["out"] / "grades.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))  # csv.Error past 131,072 characters a field
+    assert all(len(v) <= MAX_CSV_FIELD for row in rows for v in row.values())
+
+
+def test_nbformat_42_without_cell_ids_has_no_false_notes(batch):
+    result = batch["results"]["nbformat42"]
+    assert result["score"] == 6
+    assert not [n for n in result["extra_data"]["notes"] if "missing" in n]
 
 
 def test_broken_notebooks_say_why(batch):
@@ -480,3 +562,109 @@ def test_hidden_tests_changed_during_grading_is_a_grader_failure(tmp_path):
         assert "changed during grading" in result["output"]
         assert result["max_score"] == 6 and result["score"] == 0
         assert result["extra_data"]["hidden_tests_sha256"] == original
+
+
+def test_correct_solutions_earn_full_marks_from_inside_another_clone(tmp_path):
+    """`python -m dlcourse grade` run from another copy of the course imports that copy;
+    the workers and kernels import the installed package, and the sandbox is built for it."""
+    clone = tmp_path / "clone"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "dlcourse", clone / "dlcourse",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(COURSE, clone / "course", ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlcourse", "grade", str(SUBMISSIONS / "full.ipynb"),
+         str(SUBMISSIONS / "uses_dlcourse.ipynb"), "--exercise", "fixture_ex", "--root",
+         "course", "--out", str(out), "--timeout", "10", "--no-progress"],
+        cwd=clone, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    for student in ("full", "uses_dlcourse"):
+        result = json.loads((out / student / "results.json").read_text())
+        assert result["score"] == result["max_score"] == 6, result["output"]
+        assert result["extra_data"]["status"] == "graded"
+        assert not [n for n in result["extra_data"]["notes"] if "Error" in n]
+
+
+def test_a_sandbox_built_for_another_dlcourse_is_a_grader_error(tmp_path):
+    """An environment fault (the workers and kernels would import another dlcourse than
+    the sandbox exposes) stops the batch as a grader error before any notebook runs;
+    `dlcourse grade` then exits with status 2 and writes nothing (see also
+    test_kernel_that_imports_another_dlcourse_fails_its_bootstrap)."""
+    from dlcourse.grading.batch import Batch
+    from dlcourse.grading.errors import GraderError
+    from dlcourse.grading.kernel import Limits
+    from dlcourse.grading.runner import Exercise
+    from dlcourse.grading.sandbox import Isolation
+
+    elsewhere = tmp_path / "dlcourse"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "dlcourse", elsewhere,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    with pytest.raises(GraderError, match="imported dlcourse from .* not from"):
+        Batch(Exercise.find("fixture_ex", COURSE), Limits(cell_timeout=5, memory_mb=512),
+              out=tmp_path / "out", progress=False,
+              isolation=Isolation(dlcourse_dir=str(elsewhere)))
+    assert not (tmp_path / "out").exists()
+
+
+def test_odd_names_and_links_each_get_their_own_row(tmp_path):
+    """`...ipynb`, grades.csv.ipynb, batch.json.ipynb, spaces, a link inside the folder,
+    a link outside it, a FIFO: the batch completes, nothing is written outside OUT/<id>/."""
+    import os
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    full = (SUBMISSIONS / "full.ipynb").read_bytes()
+    for name in ("...ipynb", "grades.csv.ipynb", "batch.json.ipynb", "a b.ipynb"):
+        (subs / name).write_bytes(full)
+    outside = tmp_path / "elsewhere.ipynb"
+    outside.write_bytes(full)
+    (subs / "link_out.ipynb").symlink_to(outside)
+    (subs / "link_in.ipynb").symlink_to(subs / "a b.ipynb")
+    os.mkfifo(subs / "fifo.ipynb")
+    out = tmp_path / "grading" / "out"
+    proc = _grade(str(subs), "--out", str(out), "--jobs", "2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "grading").iterdir()) == ["out"]
+    rows = _rows(out)
+    assert len(rows) == 7
+    assert {p.name for p in out.iterdir() if p.is_file()} == {"grades.csv", "batch.json"}
+    assert {p.name for p in out.iterdir() if p.is_dir()} == set(rows)
+    for student in rows:
+        assert "/" not in student and not student.startswith(".")
+        result = json.loads((out / student / "results.json").read_text())
+        assert result["extra_data"]["student"] == student
+    for prefix in ("student-", "grades.csv-", "batch.json-", "a_b-"):  # + 8 hex digits
+        (student,) = [s for s in rows if s.startswith(prefix) and len(s) == len(prefix) + 8]
+        assert rows[student]["score"] == "6", rows[student]
+    linked = rows["link_in"]
+    assert linked["score"] == "6" and "symbolic link" in linked["notes"]
+    refused = {s: r for s, r in rows.items() if r["status"] == "refused"}
+    assert set(refused) == {"link_out", "fifo"}
+    assert "outside the submissions folder" in refused["link_out"]["notes"]
+    assert "not a regular file" in refused["fifo"]["notes"]
+    assert refused["link_out"]["max_score"] == "6" and refused["link_out"]["score"] == "0"
+
+
+def test_an_unreadable_grades_csv_never_blocks_the_next_run(tmp_path):
+    """A grades.csv with a 200,000-character field (as an older grader wrote) and one with
+    NUL bytes: the next run, a one-student regrade, completes and rebuilds the CSV."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for student in ("alice", "bob"):
+        shutil.copy(SUBMISSIONS / "full.ipynb", subs / f"{student}.ipynb")
+    out = tmp_path / "out"
+    assert _grade(str(subs), "--out", str(out), "--jobs", "2").returncode == 0
+    header = (out / "grades.csv").read_text().splitlines()[0]
+    huge = "x" * 200_000
+    (out / "grades.csv").write_text(f"{header}\nalice,fixture_ex,alice.ipynb,6,6,100.0,"
+                                    f"graded,{huge},,\n")
+    proc = _grade(str(subs / "bob.ipynb"), "--out", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    rows = _rows(out)
+    assert set(rows) == {"alice", "bob"} and len(rows["alice"]["notes"]) <= 4000
+    (out / "grades.csv").write_bytes(b"student,score\x00\n\xff\xfe garbage\x00\n")
+    proc = _grade(str(subs / "bob.ipynb"), "--out", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert "could not be read" in proc.stdout and (out / "grades.csv.unreadable").exists()
+    rows = _rows(out)
+    assert {s: r["score"] for s, r in rows.items()} == {"alice": "6", "bob": "6"}

@@ -48,7 +48,29 @@ EXPECTED = {
     "calls_reference": (4, "earns no credit"),
     "returns_object": (4, "returned an object of type set"),
     "writes_shm": (5, "define RESULT"),
+    # The sandbox's promises: each notebook defines RESULT (1 point) only if its attack
+    # worked. SANDBOX_ATTACKS says which promise each tests.
+    "reads_proc": (5, "define RESULT"),
+    "renices": (5, "define RESULT"),
+    "raw_socket": (5, "define RESULT"),
+    "daemon": (6, None),
+    # Bounded resources: 40 display messages of 8 MB in the RPC's type, and a reply of
+    # 70 MB (over the 64 MB the grader reads); an exception class named by 200,000 characters.
+    "flood": (4, "the grader reads at most 64 MB"),
+    "long_exception": (4, "truncated"),
+    # nbformat 4.2 has no cell ids: no "answer cell missing" note.
+    "nbformat42": (6, None),
+    # Imports dlcourse in the kernel: full marks from any folder (another clone included).
+    "uses_dlcourse": (6, None),
 }
+
+#: The promise (dlcourse.grading.sandbox.PROMISES) each attack notebook tests.
+SANDBOX_ATTACKS = {"reads_proc": "proc", "renices": "signals", "raw_socket": "network",
+                   "daemon": "lifetime"}
+#: The raw_socket notebook also sends a UDP datagram here (the tests listen for it).
+UDP_PORT = 47913
+#: The daemon notebook's process carries this in its command line (the tests look for it).
+DAEMON_MARKER = "dlcourse-fixture-daemon"
 
 #: Graded with a short notebook limit (TIME_LIMITS, in the folder time_limits/):
 #: stem -> (points, a phrase every test's feedback must contain).
@@ -66,6 +88,22 @@ EXPECTED_SEEDING = {"numpy_first": 4, "torch_first": 4}
 
 #: Files the writes_shm notebook tries to leave in /dev/shm (the tests check none is left).
 SHM_PREFIX = "/dev/shm/dlcourse-fixture-escape"
+
+
+def processes_with(marker):
+    """Pids of live (not zombie) processes whose command line holds ``marker``."""
+    import os
+
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker.encode() in cmdline and state != b"Z":
+            found.append(int(pid))
+    return found
 
 
 def _tagged(source: str):
@@ -188,7 +226,95 @@ def build() -> dict[str, object]:
         "                f.write(bytes(2**20))\n"
         "    except OSError as e:\n"
         "        print('could not use /dev/shm:', e)")
+    answers = (HEADER, DOUBLE, COUNTER, DROPOUT)
+    nbs["reads_proc"] = notebook(
+        *answers,
+        "import os\n"
+        "stolen = []\n"
+        "pids = {os.getppid(), 1} | {int(p) for p in os.listdir('/proc') if p.isdigit()}\n"
+        "for pid in sorted(pids - {os.getpid(), 0}):\n"
+        "    try:\n"
+        "        with open(f'/proc/{pid}/environ', 'rb') as f:\n"
+        "            stolen.append((pid, len(f.read())))\n"
+        "    except OSError as e:\n"
+        "        print('refused', pid, e)\n"
+        "if stolen:\n"
+        "    print('read the environment of', stolen)\n"
+        f"    {RESULT}")
+    nbs["renices"] = notebook(
+        *answers,
+        "import os\n"
+        "done = []\n"
+        "pids = {os.getppid(), 1} | {int(p) for p in os.listdir('/proc') if p.isdigit()}\n"
+        "for pid in sorted(pids - {os.getpid(), 0}):\n"
+        "    try:  # the same priority again: a permission check that changes nothing\n"
+        "        os.setpriority(os.PRIO_PROCESS, pid, os.getpriority(os.PRIO_PROCESS, pid))\n"
+        "        done.append(('renice', pid))\n"
+        "    except OSError as e:\n"
+        "        print('renice refused', pid, e)\n"
+        "    try:\n"
+        "        os.kill(pid, 0)  # signal 0: a permission check that sends nothing\n"
+        "        done.append(('signal', pid))\n"
+        "    except OSError as e:\n"
+        "        print('signal refused', pid, e)\n"
+        "if done:\n"
+        "    print('reached', done)\n"
+        f"    {RESULT}")
+    nbs["raw_socket"] = notebook(
+        *answers,
+        "import socket\n"
+        "opened = []\n"
+        "for name, args in (('raw', (socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)),\n"
+        "                   ('raw6', (socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)),\n"
+        "                   ('packet', (socket.AF_PACKET, socket.SOCK_RAW, 0))):\n"
+        "    try:\n"
+        "        socket.socket(*args).close()\n"
+        "        opened.append(name)\n"
+        "    except OSError as e:\n"
+        "        print('refused', name, e)\n"
+        "try:\n"
+        "    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        f"    udp.sendto(b'dlcourse-fixture-udp', ('127.0.0.1', {UDP_PORT}))\n"
+        "except OSError as e:\n"
+        "    print('udp refused', e)\n"
+        "if opened:\n"
+        "    print('opened', opened)\n"
+        f"    {RESULT}")
+    nbs["daemon"] = notebook(
+        *answers, RESULT,
+        "import os, sys, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        "        null = os.open('/dev/null', os.O_RDWR)\n"
+        "        for fd in (0, 1, 2):\n"
+        "            os.dup2(null, fd)\n"
+        "        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(900)',\n"
+        f"                                  {DAEMON_MARKER!r}])\n"
+        "    os._exit(0)\n"
+        "time.sleep(0.5)")
+    nbs["flood"] = notebook(
+        HEADER, "def double(x):\n    return 'y' * 70_000_000", COUNTER, DROPOUT, RESULT,
+        "from IPython.display import publish_display_data\n"
+        "for i in range(40):\n"
+        "    publish_display_data({'application/x-dlcourse-rpc': 'x' * 8_000_000})")
+    nbs["long_exception"] = notebook(
+        HEADER,
+        "Long = type('E' * 200_000, (Exception,), {})\n\n"
+        "def double(x):\n    raise Long('no answer')",
+        COUNTER, DROPOUT, RESULT, "raise Long('in a cell')")
+    nbs["uses_dlcourse"] = notebook(
+        *answers, RESULT, "import dlcourse.scratch\nLOADED = dlcourse.scratch.__name__")
     return nbs
+
+
+def nbformat42(nb) -> str:
+    """``nb`` as nbformat 4.2 JSON: no cell ids (older Jupyter and other editors)."""
+    data = json.loads(nbformat.writes(nb))
+    data["nbformat_minor"] = 2
+    for cell in data["cells"]:
+        cell.pop("id", None)
+    return json.dumps(data, indent=1)
 
 
 def build_time_limits() -> dict[str, object]:
@@ -243,6 +369,8 @@ def main() -> None:
           "worksheets": [{"cells": [{"cell_type": "code", "input": DOUBLE, "outputs": [],
                                      "language": "python"}]}]}
     (OUT / "wrong_nbformat.ipynb").write_text(json.dumps(v3, indent=1))
+    (OUT / "nbformat42.ipynb").write_text(nbformat42(
+        notebook(HEADER, DOUBLE, COUNTER, DROPOUT, RESULT)))
     missing = set(EXPECTED) - {p.stem for p in OUT.glob("*.ipynb")}
     assert not missing, missing
 
