@@ -88,6 +88,33 @@ Security model (what ``dlcourse grade`` guarantees, and what it does not)
 The judge is trusted, the submission is not.
 
 What it does
+    * Before anything runs, ``dlcourse grade`` decides the sandbox of the batch
+      (:mod:`dlcourse.grading.sandbox`) and starts a trial kernel under it that
+      imports dlcourse, ipykernel and NumPy and reads every file of the dlcourse
+      package; the summary and ``dlcourse grade --help`` list every promise
+      below that does *not* hold on this machine, and why ("NOT HELD ...").
+    * Environment faults are grader errors: workers start isolated
+      (``python -I``) from ``/``, so the folder ``dlcourse grade`` runs in (say,
+      another clone of the course) never changes which dlcourse the workers and
+      kernels import; the sandbox is built for that package; a Python that
+      cannot import it, or a sandbox that cannot read it, stops the batch (exit
+      status 2), and a kernel that finds another dlcourse fails its bootstrap
+      before any student code runs (a grader error: status "grading failed",
+      exit status 1), never a student's 0.
+    * **bubblewrap** (``bwrap``; ``make test`` installs it where it may), used
+      whenever it works (``--sandbox auto``): the kernel runs in its own PID,
+      network, IPC and UTS namespaces and a new session, killed with its
+      parent, without capabilities, and as root under a leased unprivileged uid
+      (the mount namespace makes the Python installation reachable even where
+      its folder is private to root). Its mount namespace holds only the Python
+      installation, the dlcourse package, ``/usr``, ``/etc``, ``/sys``, a
+      private ``/proc`` (only its own processes), a minimal ``/dev`` and its
+      own folder. So it cannot see, read the ``/proc`` entries of, signal or
+      renice any process outside the sandbox, has no network but its own
+      loopback (ZeroMQ reaches the grader through Unix sockets in its folder;
+      raw and packet sockets need capabilities it lacks), and nothing it starts
+      outlives it (the namespace dies with the kernel). Landlock applies inside
+      as well.
     * The notebook runs in its own Jupyter kernel process, started through
       :mod:`dlcourse.grading.launcher`: ``RLIMIT_DATA`` memory limit
       (``--memory-mb``, default 4096), CPU-seconds backstop, 256 MiB file-size
@@ -163,6 +190,23 @@ What it does
       import; the grader also reports, from the notebook's source, imports
       of those names.
 
+    * Bounded resources: the grader keeps at most one RPC reply of a kernel at
+      a time, reads replies of at most 64 MiB (a larger one fails that test
+      with its size), and its sockets drop any message frame over 256 MiB;
+      each grader worker has its own memory limit (``--worker-memory-mb``,
+      default 4096, ``RLIMIT_DATA``) and reports its peak
+      (``extra_data.worker_max_rss_mb``). Names, notes, feedback and CSV fields
+      that come from a submission are cut (:mod:`dlcourse.grading.bounds`) with
+      a "[truncated: N characters in all]" marker.
+    * Names and paths: student ids are single safe folder names (see
+      :mod:`dlcourse.grading.batch`), never the grader's own file names, so no
+      submission writes outside ``OUT/<student>/``; a symbolic link to a
+      notebook inside the submissions folder is graded, one that leads outside
+      it, a file that is not regular, or one over 64 MiB gets a "refused" row
+      with the reason, without being read; an unreadable earlier
+      ``grades.csv`` is moved to ``grades.csv.unreadable`` and rebuilt from
+      the ``results.json`` files.
+
 What it does not guarantee
     * The reference-blocking is a speed bump, not a wall: a student can copy
       the reference's source (the book shows it), ``exec`` its file, fish a
@@ -174,11 +218,14 @@ What it does not guarantee
       the grader's user can write. Grade on Linux 5.13+ or in a container
       (Gradescope's is root, so the uid switch applies there) for a hard
       boundary.
-    * There is no network isolation beyond Landlock's TCP rules (UDP, e.g.
-      DNS, is not blocked) and no cgroup: memory is limited per process
-      (``RLIMIT_DATA``), so a submission that forks many processes can use
-      more in total (``RLIMIT_NPROC`` caps the count only under the uid
-      switch).
+    * Without bubblewrap (the builtin sandbox) there are no namespaces: as
+      root without the uid switch the kernel can read ``/proc/PID/environ`` of
+      the grader, renice it, open raw, packet and UDP sockets, and leave a
+      ``setsid`` process behind; with the uid switch UDP still reaches the
+      network. The summary says which of these apply. There is no cgroup in
+      either sandbox: memory is limited per process (``RLIMIT_DATA``), so a
+      submission that forks many processes can use more in total
+      (``RLIMIT_NPROC`` caps the count only under the uid switch).
     * A submission that computes correct answers in a roundabout way (e.g.
       reproduces the tests' random draws) is not detected; tests check
       properties, not particular draws, to make that pointless.
