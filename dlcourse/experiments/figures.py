@@ -69,22 +69,54 @@ def plot_data_size(result: dict):
 
 
 def plot_sparsity(result: dict):
-    """Fig. 8 analogue: histogram of the hidden activations without and with dropout."""
+    """Fig. 8 analogue: how many activations are zero, and the density of the others.
+
+    The bins of the cached histogram have unequal widths (0.01 to 4 units), so
+    the right panel divides each bin's fraction by its width and draws it over
+    the real activation axis: areas, not bar heights, are the fractions.
+    """
     plt = _plt()
     bins = np.asarray(result["config"]["bins"])
-    labels = [f"{a:g}-{b:g}" for a, b in zip(bins[:-1], bins[1:], strict=True)]
+    widths = np.diff(bins)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8),
+                                      gridspec_kw={"width_ratios": [1, 2.6]})
+    rates = ((0.0, "no dropout"), (result["config"]["rate"], "dropout"))
+    for j, (rate, name) in enumerate(rates):
+        recs = [r["metrics"] for r in result["records"] if r["cell"]["rate"] == rate]
+        zero = np.array([m["fraction_zero"] for m in recs])
+        left.bar(j, zero.mean(), yerr=zero.std(), capsize=3, color=f"C{j}", label=name)
+        density = np.array([m["activation_hist"] for m in recs]) / widths
+        # the first bin (0 to 0.01) holds the exact zeros, shown on the left instead
+        right.stairs(density.mean(axis=0)[1:], bins[1:], color=f"C{j}", lw=2, label=name)
+    left.set_xticks([0, 1], [name for _, name in rates])
+    left.set_ylabel("fraction of activations = 0")
+    left.set_ylim(0, 1)
+    right.set_yscale("log")
+    right.set_xlim(0, bins[1:][np.flatnonzero(np.array(
+        [r["metrics"]["activation_hist"] for r in result["records"]]).max(axis=0))[-1] + 1])
+    right.set_xlabel("activation of a hidden unit on a test image (> 0.01)")
+    right.set_ylabel("fraction per unit of activation")
+    right.legend()
+    for ax in (left, right):
+        ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return fig
+
+
+def plot_torch_mnist(result: dict):
+    """Test error after each epoch, without and with dropout: mean and one standard deviation."""
+    plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    width = 0.4
-    x = np.arange(len(labels))
-    for j, (rate, name) in enumerate(((0.0, "no dropout"), (result["config"]["rate"], "dropout"))):
-        h = np.array([r["metrics"]["activation_hist"] for r in result["records"]
-                      if r["cell"]["rate"] == rate])
-        ax.bar(x + (j - 0.5) * width, h.mean(axis=0), width, yerr=h.std(axis=0),
-               label=name, capsize=2)
-    ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("fraction of activations")
-    ax.set_xlabel("activation of a hidden unit on a test image")
-    ax.set_yscale("log")
+    for j, (flag, name) in enumerate(((False, "no dropout"), (True, "dropout (0.2 in, 0.5 hidden)"))):
+        curves = np.array([r["metrics"]["test_error_curve"] for r in result["records"]
+                           if r["cell"]["dropout"] == flag])
+        epochs = np.arange(1, curves.shape[1] + 1)
+        mean, std = curves.mean(axis=0), curves.std(axis=0, ddof=1)
+        ax.plot(epochs, mean, color=f"C{j}", label=f"{name}, {len(curves)} seeds")
+        ax.fill_between(epochs, mean - std, mean + std, color=f"C{j}", alpha=0.25, lw=0)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test error (%)")
+    ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
     return fig
