@@ -74,7 +74,7 @@ def _pip_setup() -> tuple[dict[str, str], list[str], list[tuple[str, str]]]:
     for key, value in os.environ.items():
         if key.startswith("PIP_"):
             config[key[4:].lower().replace("_", "-")] = value
-    env, folders, files = {"PIP_RETRIES": "0", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}, [], []
+    env, folders, files = {"PIP_DISABLE_PIP_VERSION_CHECK": "1"}, [], []
     for key in ("index-url", "extra-index-url", "find-links", "cert", "default-timeout"):
         if key not in config:
             continue
@@ -90,6 +90,8 @@ def _pip_setup() -> tuple[dict[str, str], list[str], list[tuple[str, str]]]:
                     while top.parent != Path("/") and top.name in {"simple", ""}:
                         top = top.parent
                     folders.append(str(top))
+    if folders:  # an offline machine: an index it cannot reach must fail fast, not stall
+        env["PIP_RETRIES"] = os.environ.get("PIP_RETRIES", "0")
     return env, sorted(set(folders)), sorted(set(files))
 
 

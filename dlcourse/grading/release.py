@@ -109,6 +109,8 @@ if ! PYTHON=$(find_python); then
          "choose a base image with Python 3.11 or newer (Ubuntu 22.04 or 24.04)" >&2
     exit 1
   }
+  # What apt downloaded is not needed any more (about 200 MB of the image).
+  apt-get clean && rm -rf /var/lib/apt/lists/*
 fi
 echo "setup.sh: using $PYTHON ($("$PYTHON" -V 2>&1))"
 "$PYTHON" -m venv "$VENV"
