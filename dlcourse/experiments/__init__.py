@@ -57,7 +57,13 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from dlcourse.experiments._common import DATA_DIR, load_result, run_experiment, summarize
+from dlcourse.experiments._common import (
+    DATA_DIR,
+    format_table,
+    load_result,
+    run_experiment,
+    summarize,
+)
 
 #: Experiment names, in the order ``all`` runs them.
 NAMES = ("rate", "data_size", "sparsity", "mc", "regularizers", "lr_momentum", "pitfalls",
@@ -98,5 +104,5 @@ def recompute_cell(name: str, cell: dict, seed: int, config: dict | None = None)
         return _plain(module.run_cell(cell, seed, config))
 
 
-__all__ = ["DATA_DIR", "MNIST_NAMES", "MNIST_ONLY_NAMES", "NAMES", "PAPER_NAMES", "get", "load_result", "recompute_cell", "run",
-           "summarize"]
+__all__ = ["DATA_DIR", "MNIST_NAMES", "MNIST_ONLY_NAMES", "NAMES", "PAPER_NAMES", "format_table",
+           "get", "load_result", "recompute_cell", "run", "summarize"]

@@ -390,3 +390,21 @@ def summarize(result: dict[str, Any], metric: str, by: Iterable[str]) -> list[di
                      "std": float(arr.std(ddof=1)) if arr.size > 1 else 0.0,
                      "n": int(arr.size), "values": values})
     return rows
+
+
+def format_table(rows: list[dict[str, Any]], keys: Iterable[str], digits: int = 2) -> str:
+    """Rows of :func:`summarize` as text: the cell keys, then ``mean +- std (n=...)``.
+
+    Args:
+        rows: Output of :func:`summarize`.
+        keys: The cell keys to show first on each line.
+        digits: Decimals of the mean and the standard deviation.
+
+    Returns:
+        One line per row, e.g. ``scheme=n_fixed  rate=0.5      1.23 +- 0.05  (n=3)``.
+    """
+    lines = []
+    for r in rows:
+        head = "  ".join(f"{k}={r[k]}" for k in keys)
+        lines.append(f"{head:40s} {r['mean']:8.{digits}f} +- {r['std']:.{digits}f}  (n={r['n']})")
+    return "\n".join(lines)
