@@ -24,6 +24,7 @@ from tests.mutants import harness
 
 SUITES = {
     "01_dropout_from_scratch": "ex01",
+    "03_spatial_dropout": "ex03",
     "04_mc_dropout": "ex04",
 }
 NEEDS_TORCH = {"03_spatial_dropout", "04_mc_dropout"}
@@ -97,7 +98,8 @@ def test_solution_passes_every_public_check(prepared, exercise):
 def test_mutant_loses_points(prepared, exercise, mutant):
     notebook, hidden = prepared(exercise)
     namespace = notebook.mutate(mutant)
-    report = harness.grade(hidden, namespace, stop_at_first_loss=not mutant.zero)
+    report = harness.grade(hidden, namespace, stop_at_first_loss=not mutant.zero,
+                           only=mutant.questions)
     assert report.lost, f"{mutant.name} ({mutant.why}) earned every point"
     for question in mutant.zero:
         earned = [o.title for o in report.outcomes
@@ -113,8 +115,12 @@ def test_public_checks_notice_mutant(prepared, exercise, mutant):
     """The public checks cover the statement: they fail on every mutant not marked hidden_only."""
     notebook, _ = prepared(exercise)
     namespace = notebook.mutate(mutant)
-    failed = [o for question in _load_checks(exercise)
-              for o in run_checks(question, namespace, exercise) if not o.passed]
+    questions = [q.lower() for q in mutant.questions] or list(_load_checks(exercise))
+    failed = []
+    for question in questions:  # stop at the first question whose checks notice the fault
+        failed = [o for o in run_checks(question, namespace, exercise) if not o.passed]
+        if failed:
+            break
     assert failed, f"{mutant.name} ({mutant.why}) passes every public check"
     for outcome in failed:
         assert "expected" in outcome.message or "stub" in outcome.message \

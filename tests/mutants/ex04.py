@@ -85,12 +85,13 @@ MUTANTS = [
            (('        ("noise", make_ood(digits.x_test, "noise")),\n        ("inverted", make_ood(digits.x_test, "inverted")),\n',
              '        ("noise", make_ood(digits.x_test, "inverted")),\n        ("inverted", make_ood(digits.x_test, "noise")),\n'),)),
     Mutant("concept_entropy_in_bits", "log2(10)",
-           (("q5_max_entropy = float(np.log(10))", "q5_max_entropy = float(np.log2(10))"),), hidden_only=True),
+           (("q5_max_entropy = float(np.log(10))", "q5_max_entropy = float(np.log2(10))"),), focus=("Q5",), hidden_only=True),
     Mutant("concept_mutual_information_zero", "MI of disagreeing passes taken as 0",
            (("q5_two_pass_mutual_information = float(np.log(2))", "q5_two_pass_mutual_information = 0.0"),),
-           hidden_only=True),
+           focus=("Q5",), hidden_only=True),
     Mutant("concept_every_module", "every module in train mode",
-           (('q5_train_mode_layers = "b"', 'q5_train_mode_layers = "a"'),), hidden_only=True),
+           (('q5_train_mode_layers = "b"', 'q5_train_mode_layers = "a"'),), focus=("Q5",),
+           hidden_only=True),
 ]
 
 GRADED_MUTANTS = [

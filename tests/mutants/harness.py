@@ -53,6 +53,8 @@ class Mutant:
             fills a results table from the mutated function).
         zero: Question prefixes (``"Q1"``) whose tests must ALL score 0 (for
             do-nothing and always-raising functions: no vacuous points).
+        focus: Question prefixes whose tests are enough to show the loss (only
+            they are run, to keep the suite fast; by default ``zero``, else all).
         hidden_only: The public checks are not expected to notice this fault
             (a concept answer, delegation to the reference, a statistical
             property that needs the hidden tests' larger inputs).
@@ -63,7 +65,13 @@ class Mutant:
     edits: tuple[tuple[str, str], ...]
     rerun: tuple[str, ...] = ()
     zero: tuple[str, ...] = ()
+    focus: tuple[str, ...] = ()
     hidden_only: bool = False
+
+    @property
+    def questions(self) -> tuple[str, ...]:
+        """The questions whose tests grade this mutant (all when empty)."""
+        return self.focus or self.zero
 
 
 # -- running the notebook -------------------------------------------------------------
