@@ -2,19 +2,27 @@
 
 * ``dlcourse-student.zip``: the student notebooks (generated from the
   solutions exactly as ``dlcourse assign`` writes them), the ``dlcourse``
-  package (reference code and public self-checks) and install files. No
-  solution notebook and no hidden test goes in; ``tests/test_grading*.py``
-  opens the zip and checks.
-* ``autograder-NAME.zip`` per exercise: Gradescope's ``setup.sh`` (installs
-  the requirements, torch from PyTorch's CPU index, and the package) and
-  ``run_autograder`` (calls ``dlcourse grade`` on the submission and always
-  writes ``results/results.json``, a failure with a message when the grader
-  could not grade), the package with what ``pip install .`` needs, and that
-  exercise's hidden tests.
+  package (reference code and public self-checks) and
+  ``requirements/student.txt``. No solution notebook and no hidden test goes
+  in; ``tests/test_grading*.py`` opens the zip and checks.
+* ``autograder-NAME.zip`` per exercise with hidden tests (``release`` warns
+  about and skips one without): Gradescope's ``setup.sh`` and
+  ``run_autograder``, the package with what ``pip install .`` needs, that
+  exercise's hidden tests and ``requirements/autograder.txt``, what its grading
+  needs: dlcourse's dependencies, pytest and the frameworks ``grading.json``
+  declares (:mod:`dlcourse.grading.frameworks`), pinned by the lock. A
+  NumPy-only exercise's image has neither torch nor TensorFlow, and no image
+  has jupyter-book, ruff or hypothesis.
 
-Both zips hold ``pyproject.toml`` and the ``README.md`` it names, so
-``pip install .`` works from either; ``tests/test_grading*.py`` builds a wheel
-from each and runs ``run_autograder`` in a fake ``/autograder``.
+``setup.sh`` uses the image's ``python3`` if it is 3.11+, else installs Python
+with ``apt-get`` (Gradescope's default base image, Ubuntu 22.04, has 3.10; a
+bare Debian has none), makes a venv in ``/autograder/venv`` and installs
+``autograder.txt`` and the package there. ``run_autograder`` calls ``dlcourse
+grade`` on the submission with that venv's Python and always writes
+``results/results.json`` (a failure with a message when the grader could not
+grade). ``tests/test_release_image.py`` runs both in a clean Debian root made
+with debootstrap; ``tests/test_grading*.py`` builds a wheel from each zip and
+runs ``run_autograder`` in a fake ``/autograder``.
 """
 
 from __future__ import annotations
