@@ -27,6 +27,7 @@ sys.path.insert(0, str(FIXTURES))
 from make_submissions import (  # noqa: E402
     DAEMON_MARKER,
     EXPECTED,
+    EXPECTED_FLOOD,
     EXPECTED_SEEDING,
     EXPECTED_TIME_LIMITS,
     SANDBOX_ATTACKS,
@@ -196,14 +197,24 @@ def test_sandbox_promises_hold_or_are_reported(batch, student):
         assert batch["udp_received"] == b"", "a UDP datagram reached the grader's machine"
 
 
-def test_flood_of_messages_does_not_grow_the_worker(batch):
-    """40 display messages of 8 MB in the RPC's type: the worker keeps one reply at most."""
-    flood = batch["results"]["flood"]["extra_data"]["worker_max_rss_mb"]
-    full = batch["results"]["full"]["extra_data"]["worker_max_rss_mb"]
-    # Keeping the 40 messages would take 320 MB; one reply of 70 MB is read, then refused.
-    assert flood < full + 200, (flood, full)
-    outputs = " ".join(t["output"] for t in batch["results"]["flood"]["tests"])
-    assert "is 67 MB of data; the grader reads at most 64 MB" in outputs
+def test_flood_of_messages_does_not_grow_the_worker(tmp_path):
+    """40 display messages of 8 MB in the RPC's type: the worker keeps one reply at most,
+    so it holds no more than for a plain notebook; a 68 MB reply is refused with its size."""
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlcourse", "grade", str(FIXTURES / "flood"), "--exercise",
+         "fixture_ex", "--root", str(COURSE), "--out", str(out), "--timeout", "120",
+         "--notebook-timeout", "300", "--memory-mb", "1024", "--jobs", "2", "--no-progress"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+    results = {p.parent.name: json.loads(p.read_text()) for p in out.glob("*/results.json")}
+    for student, (score, phrase) in EXPECTED_FLOOD.items():
+        result = results[student]
+        assert result["score"] == score, (student, result["output"], result["tests"])
+        if phrase:
+            assert phrase in " ".join(t["output"] for t in result["tests"])
+    rss = {s: r["extra_data"]["worker_max_rss_mb"] for s, r in results.items()}
+    # Keeping the messages would take 320 MB more; one 8 MB message is a few MB more.
+    assert rss["flood"] < rss["full"] + 100, rss
 
 
 def test_huge_exception_names_are_cut_everywhere(batch):
@@ -494,18 +505,18 @@ def test_hung_worker_is_stopped_and_reports_every_test_with_its_points(tmp_path)
     course = _course_copy(tmp_path)
     (course / "tests/hidden/fixture_ex/test_zz_hang.py").write_text(HANG_TESTS)
     batch = Batch(Exercise.find("fixture_ex", course),
-                  Limits(cell_timeout=3, notebook_timeout=10, memory_mb=512),
+                  Limits(cell_timeout=3, notebook_timeout=45, memory_mb=512),
                   out=tmp_path / "out", progress=False)
-    batch.worker_slack = 5.0  # the worker may run 10 + 5 s
+    batch.worker_slack = 5.0  # the worker may run 45 + 5 s (room for a loaded machine)
     assert [t["max_score"] for t in batch.all_tests] == [1, 1, 1, 2, 1, 2]
     name = f"hang_{uuid.uuid4().hex[:8]}.ipynb"
     shutil.copy(SUBMISSIONS / "full.ipynb", tmp_path / name)
     (result,) = batch.run([tmp_path / name]).values()
     assert _sandbox_leftovers(name) == ([], [])
-    assert batch.grader_errors and "ran past 15 s and was stopped" in batch.grader_errors[0]
+    assert batch.grader_errors and "ran past 50 s and was stopped" in batch.grader_errors[0]
     assert result["max_score"] == 8 and result["score"] == 6
     hung = next(t for t in result["tests"] if t["name"] == "the grader's worker hangs here")
-    assert hung["score"] == 0 and "ran past 15 s" in hung["output"]
+    assert hung["score"] == 0 and "ran past 50 s" in hung["output"]
     assert result["extra_data"]["status"] == "grading failed"
 
 

@@ -164,11 +164,11 @@ def admit(path: Path, root: Path) -> tuple[Path | None, str | None, str | None]:
     real = Path(os.path.realpath(path))
     real_root = Path(os.path.realpath(root))
     note = None
-    if real != Path(os.path.abspath(path)):
-        if not real.is_relative_to(real_root):
-            return None, None, (f"not graded: the submission is a symbolic link to {real}, "
-                                f"outside the submissions folder {root}; submit the notebook "
-                                "itself")
+    if not real.is_relative_to(real_root):
+        return None, None, (f"not graded: the submission is a symbolic link to {real}, "
+                            f"outside the submissions folder {root}; submit the notebook itself")
+    here = Path(os.path.abspath(path))
+    if not here.is_relative_to(root) or real.relative_to(real_root) != here.relative_to(root):
         note = f"graded {real.relative_to(real_root)}, where the symbolic link points"
     try:
         info = os.stat(real)

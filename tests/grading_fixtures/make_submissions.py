@@ -54,15 +54,18 @@ EXPECTED = {
     "renices": (5, "define RESULT"),
     "raw_socket": (5, "define RESULT"),
     "daemon": (6, None),
-    # Bounded resources: 40 display messages of 8 MB in the RPC's type, and a reply of
-    # 70 MB (over the 64 MB the grader reads); an exception class named by 200,000 characters.
-    "flood": (4, "the grader reads at most 64 MB"),
+    # Bounded resources (see also FLOOD): an exception class named by 200,000 characters.
     "long_exception": (4, "truncated"),
     # nbformat 4.2 has no cell ids: no "answer cell missing" note.
     "nbformat42": (6, None),
     # Imports dlcourse in the kernel: full marks from any folder (another clone included).
     "uses_dlcourse": (6, None),
 }
+
+#: Graded with generous time limits (folder flood/): 40 display messages of 8 MB in the RPC's
+#: type after the answers, and a reply of 68 MB (over the 64 MB the grader reads).
+EXPECTED_FLOOD = {"flood": (6, None), "huge_reply": (4, "the grader reads at most 64 MB"),
+                  "full": (6, None)}
 
 #: The promise (dlcourse.grading.sandbox.PROMISES) each attack notebook tests.
 SANDBOX_ATTACKS = {"reads_proc": "proc", "renices": "signals", "raw_socket": "network",
@@ -293,11 +296,6 @@ def build() -> dict[str, object]:
         f"                                  {DAEMON_MARKER!r}])\n"
         "    os._exit(0)\n"
         "time.sleep(0.5)")
-    nbs["flood"] = notebook(
-        HEADER, "def double(x):\n    return 'y' * 70_000_000", COUNTER, DROPOUT, RESULT,
-        "from IPython.display import publish_display_data\n"
-        "for i in range(40):\n"
-        "    publish_display_data({'application/x-dlcourse-rpc': 'x' * 8_000_000})")
     nbs["long_exception"] = notebook(
         HEADER,
         "Long = type('E' * 200_000, (Exception,), {})\n\n"
@@ -306,6 +304,20 @@ def build() -> dict[str, object]:
     nbs["uses_dlcourse"] = notebook(
         *answers, RESULT, "import dlcourse.scratch\nLOADED = dlcourse.scratch.__name__")
     return nbs
+
+
+def build_flood() -> dict[str, object]:
+    """A flood of RPC-typed display messages, and a reply over the size the grader reads."""
+    return {
+        "flood": notebook(
+            HEADER, DOUBLE, COUNTER, DROPOUT, RESULT,
+            "from IPython.display import publish_display_data\n"
+            "for i in range(40):\n"
+            "    publish_display_data({'application/x-dlcourse-rpc': 'x' * 8_000_000})"),
+        "huge_reply": notebook(
+            HEADER, "def double(x):\n    return 'y' * 68_000_000", COUNTER, DROPOUT, RESULT),
+        "full": notebook(HEADER, DOUBLE, COUNTER, DROPOUT, RESULT),
+    }
 
 
 def nbformat42(nb) -> str:
@@ -358,6 +370,9 @@ def main() -> None:
         for index, cell in enumerate(nb.cells):
             cell.id = f"{name[:4]}{index:04d}"
         nbformat.write(nb, HERE / "seeding" / f"{name}.ipynb")
+    (HERE / "flood").mkdir(exist_ok=True)
+    for name, nb in build_flood().items():
+        nbformat.write(nb, HERE / "flood" / f"{name}.ipynb")
     (HERE / "time_limits").mkdir(exist_ok=True)
     for name, nb in build_time_limits().items():
         nbformat.write(nb, HERE / "time_limits" / f"{name}.ipynb")
