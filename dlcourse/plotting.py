@@ -29,6 +29,7 @@ def plot_history(
     metrics: Sequence[str] = ("loss", "accuracy"),
     figsize: tuple[float, float] | None = None,
     title: str | None = None,
+    logy: Sequence[str] = (),
 ):
     """Training and validation curves of one or more runs, one panel per metric.
 
@@ -40,15 +41,22 @@ def plot_history(
             ``"val_m"`` solid (validation), in one colour per run.
         figsize: Figure size; default ``(5 * len(metrics), 3.6)``.
         title: Optional title over the panels.
+        logy: Metrics drawn on a logarithmic axis, e.g. ``("loss",)``: a training
+            loss near zero and a validation loss that turns upwards both stay
+            visible, where a linear axis squeezes them onto one line.
 
     Returns:
         The Matplotlib figure.
 
     Raises:
-        ValueError: ``histories`` is empty, or a metric is in none of them.
+        ValueError: ``histories`` is empty, a metric is in none of them, or
+            ``logy`` names a metric that is not drawn.
     """
     if not histories:
         raise ValueError("histories must hold at least one run; received histories={}")
+    unknown = [m for m in logy if m not in metrics]
+    if unknown:
+        raise ValueError(f"logy must name drawn metrics {list(metrics)}; received {unknown}")
     plt = _plt()
     metrics = list(metrics)
     fig, axes = plt.subplots(1, len(metrics), figsize=figsize or (5 * len(metrics), 3.6),
@@ -67,8 +75,12 @@ def plot_history(
         if not drawn:
             raise ValueError(f"metrics must name keys of the histories; received metric={metric!r}")
         ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
+        if metric in logy:
+            ax.set_yscale("log")
+            ax.set_ylabel(f"{metric} (log scale)")
+        else:
+            ax.set_ylabel(metric)
+        ax.grid(alpha=0.3, which="both" if metric in logy else "major")
     axes[0][0].legend(fontsize="small")
     if title:
         fig.suptitle(title)

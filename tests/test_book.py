@@ -302,3 +302,20 @@ def test_every_page_renders_in_chromium(site):
         if len(figures) < expected:
             problems.append(f"{doc}: {len(figures)} figures on the page, {expected} expected")
     assert not problems, "\n".join(problems)
+
+
+def test_plot_history_draws_log_axes_where_asked():
+    """The book's history figures can put the loss on a log axis; a wrong name is refused."""
+    import matplotlib.pyplot as plt
+
+    from dlcourse.plotting import plot_history
+
+    run = {"loss": [2.0, 0.1, 0.001], "val_loss": [2.1, 0.3, 0.4],
+           "accuracy": [0.1, 0.9, 1.0], "val_accuracy": [0.1, 0.8, 0.8]}
+    fig = plot_history({"run": run}, logy=("loss",))
+    try:
+        assert [ax.get_yscale() for ax in fig.axes] == ["log", "linear"]
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="logy"):
+        plot_history({"run": run}, logy=("los",))
