@@ -152,6 +152,13 @@ def test_fresh_venv_from_the_published_files_runs_exercises_and_a_chapter(tmp_pa
         for cell in checks:
             text = _outputs_text(cell)
             assert re.search(r"all \d+ public (tests|checks) passed", text), f"{rel}: {text}"
+    # Every exercise's public checks load there (what check("q1") imports).
+    names = sorted(p.stem for p in (ROOT / "solutions").glob("*.ipynb"))
+    code = ("import importlib, sys\nfor name in sys.argv[1:]:\n"
+            "    assert importlib.import_module('dlcourse.grading.public_checks.' + name).CHECKS")
+    proc = subprocess.run([str(venv / "bin/python"), "-c", code, *names], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
     listed = subprocess.run([str(venv / "bin/python"), "-m", "pip", "list",
                              "--format=freeze"], env=env, capture_output=True, text=True).stdout
     assert f"dlcourse=={__version__}" in listed  # installed by exercise 1's setup cell
