@@ -11,7 +11,8 @@ jupyter-book, ruff or hypothesis. The image sizes are printed (the README's tabl
 
 Needs root (or password-less sudo), ``debootstrap``, ``unshare`` and ``chroot``,
 and a Debian mirror (``DLCOURSE_DEBIAN_MIRROR``, default deb.debian.org); skips and
-says why otherwise. pip inside the root gets this machine's pip set-up: its local
+says why otherwise. ``DLCOURSE_DEBIAN_BASE=/path/to/minbase-root`` reuses a root made
+earlier with the same debootstrap command (it is copied, never changed). pip inside the root gets this machine's pip set-up: its local
 find-links folders and file:// indexes are bound in read-only, its CA bundle copied,
 and ``PIP_RETRIES=0`` so that an unreachable index fails fast instead of stalling.
 """
@@ -106,6 +107,11 @@ def debian_base(tmp_path_factory):
     reason = _why_not()
     if reason:
         pytest.skip(f"Debian-root autograder test: {reason}")
+    given = os.environ.get("DLCOURSE_DEBIAN_BASE")
+    if given:  # a minbase root made earlier (copied, never changed): saves the debootstrap
+        assert (Path(given) / "etc" / "debian_version").is_file(), given
+        yield Path(given)
+        return
     base = tmp_path_factory.mktemp("debian") / "base"
     start = time.monotonic()
     proc = _run(["debootstrap", "--variant=minbase", SUITE, str(base), MIRROR], 1200)
