@@ -51,8 +51,9 @@ class Mutant:
             in the solution's code cells.
         rerun: Substrings identifying further cells to re-run (e.g. the cell that
             fills a results table from the mutated function).
-        zero: Question prefixes (``"Q1"``) whose tests must ALL score 0 (for
-            do-nothing and always-raising functions: no vacuous points).
+        zero: Question prefixes (``"Q1"``) or test-name prefixes
+            (``"test_l2_gradient"``) whose tests must ALL score 0 (for do-nothing
+            and always-raising functions: no vacuous points).
         focus: Question prefixes whose tests are enough to show the loss (only
             they are run, to keep the suite fast; by default ``zero``, else all).
         hidden_only: The public checks are not expected to notice this fault
@@ -71,7 +72,12 @@ class Mutant:
     @property
     def questions(self) -> tuple[str, ...]:
         """The questions whose tests grade this mutant (all when empty)."""
-        return self.focus or self.zero
+        return self.focus or tuple(z for z in self.zero if not z.startswith("test_"))
+
+    def must_score_zero(self, name: str, title: str) -> bool:
+        """Whether the test ``name`` (titled ``title``) must earn nothing on this mutant."""
+        return any(name.startswith(z) if z.startswith("test_") else title.startswith(z + ":")
+                   for z in self.zero)
 
 
 # -- running the notebook -------------------------------------------------------------
@@ -85,6 +91,20 @@ def _is_check_cell(source: str) -> bool:
 
 def _defines(source: str) -> bool:
     return bool(re.search(r"^(def|class) ", source, flags=re.M))
+
+
+def one_thread() -> None:
+    """One BLAS/OpenMP/torch thread, as the grader's kernel has (``Limits.threads``).
+
+    Tiny networks gain nothing from more, and on a loaded 2-core machine
+    several threads per process multiply every training run's time.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 def seed_everything(seed: int = 0) -> None:
@@ -128,6 +148,7 @@ class Notebook:
         self.exercise = exercise
         self.nb = nbformat.read(ROOT / "solutions" / f"{exercise}.ipynb", as_version=4)
         self.sources = code_cells(self.nb)
+        one_thread()
         seed_everything()
         self.namespace: dict = {"__name__": "__main__"}
         run_cells(self.sources, self.namespace, exercise)
@@ -152,6 +173,7 @@ class Notebook:
         chosen = [s for i, s in enumerate(sources)
                   if (i in touched or _defines(s)) and not _is_check_cell(s)]
         namespace = _copy_namespace(self.namespace)
+        one_thread()
         seed_everything()
         run_cells(chosen, namespace, f"{self.exercise}/{mutant.name}")
         return namespace

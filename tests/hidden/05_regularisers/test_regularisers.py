@@ -14,6 +14,23 @@ import numpy as np
 from dlcourse.grading import points
 
 
+# -- kernel-side objects, built from builtins only (never from the notebook's names) ----
+def in_kernel(submission, value):
+    return submission.new("__builtins__.max", [value])  # max of one item is that item
+
+
+def read_back(submission, handle) -> np.ndarray:
+    return np.asarray(submission.call("__builtins__.max", [handle]))
+
+
+def generator(submission, seed):
+    """A numpy Generator created in the student's kernel (generators cannot travel)."""
+    numpy = submission.new("__builtins__.__import__", "numpy")
+    random = submission.new("__builtins__.getattr", numpy, "random")
+    default_rng = submission.new("__builtins__.getattr", random, "default_rng")
+    return submission.new("__builtins__.next", submission.new("__builtins__.map", default_rng, [seed]))
+
+
 def weights(seed, dtype=np.float64):
     rng = np.random.default_rng(seed)
     return [rng.normal(size=s).astype(dtype) for s in ((5, 4), (4, 7), (7, 3))]
@@ -67,14 +84,21 @@ def test_l2_gradient_is_lambda_times_w(submission):
 def test_l2_gradient_keeps_dtype_and_weights(submission):
     """Q1: the gradient keeps float32 and leaves the weights unchanged"""
     ws = weights(2, np.float32)
-    kernel_ws = [submission.new("np.array", w) for w in ws]  # matrices living in the kernel
+    kernel_ws = [in_kernel(submission, w) for w in ws]  # matrices living in the kernel
     grads = submission.call("l2_gradient", kernel_ws, 0.1)
-    for g in grads:
-        assert np.asarray(g).dtype == np.float32, (
-            f"float32 weights gave a {np.asarray(g).dtype} gradient: keep the dtype of W."
+    assert isinstance(grads, (list, tuple)) and len(grads) == len(ws), (
+        f"expected a list of {len(ws)} gradients; received {type(grads).__name__}."
+    )
+    for g, w in zip(grads, ws, strict=True):
+        g = np.asarray(g)
+        assert g.dtype == np.float32, (
+            f"float32 weights: expected a float32 gradient, received {g.dtype}: keep the dtype of W."
+        )
+        assert g.shape == w.shape and np.allclose(g, np.float32(0.1) * w, rtol=1e-6), (
+            "expected the gradient lam * W (checked on float32 weights); received other values."
         )
     for i, (handle, w) in enumerate(zip(kernel_ws, ws, strict=True)):
-        after = np.asarray(submission.call("np.array", handle))
+        after = read_back(submission, handle)
         assert np.array_equal(after, w), (
             f"l2_gradient modified weight matrix {i} in place: return new arrays (lam * W) "
             "instead of scaling W itself."
@@ -126,11 +150,6 @@ def test_early_stopping_equal_loss_is_not_an_improvement(submission):
     )
 
 
-def generator(submission, seed):
-    """A numpy Generator created in the student's kernel (generators cannot travel)."""
-    return submission.new("np.random.default_rng", seed)
-
-
 def find_shift(image, out):
     padded = np.pad(image, 1)
     for dy in (-1, 0, 1):
@@ -146,13 +165,18 @@ def test_shift_digits_makes_one_pixel_shifts(submission):
     from dlcourse.data import load_digits
 
     x = load_digits(seed=3).x_test[:150]
-    kernel_x = submission.new("np.array", x)
+    kernel_x = in_kernel(submission, x)
     out = np.asarray(submission.call("shift_digits", kernel_x, generator(submission, 4)))
     assert out.shape == x.shape and out.dtype == x.dtype, (
-        f"shift_digits must keep the shape {x.shape} and dtype {x.dtype}; got {out.shape}, {out.dtype}."
+        f"shift_digits: expected shape {x.shape} and dtype {x.dtype}; received {out.shape}, {out.dtype}."
     )
-    assert np.array_equal(np.asarray(submission.call("np.array", kernel_x)), x), (
+    assert np.array_equal(read_back(submission, kernel_x), x), (
         "shift_digits modified its input: return a new array."
+    )
+    moved = float(np.mean(np.any(out != x, axis=1)))
+    assert moved >= 0.6, (
+        f"expected most images moved (8 of the 9 shifts move the image); received {moved:.0%} "
+        "changed."
     )
     bad = [i for i in range(len(x)) if find_shift(x[i].reshape(8, 8), out[i].reshape(8, 8)) is None]
     assert not bad, (
@@ -253,3 +277,42 @@ def test_results_table_and_choice(submission):
         "results['dropout'] differs from train_model('dropout', seed=0): fill the table with "
         "train_model(method) for each method."
     )
+
+
+# -- Q5: concepts -------------------------------------------------------------------------
+def answer(submission, name):
+    if not submission.has(name):
+        raise AssertionError(f"set the variable {name} in the answer cell of Q5.")
+    return submission.get(name)
+
+
+def number(submission, name):
+    value = answer(submission, name)
+    assert isinstance(value, (int, float)) and not isinstance(value, bool), (
+        f"{name} should be a number; received {value!r}."
+    )
+    return float(value)
+
+
+@points(1)
+def test_concept_weight_decay_factor(submission):
+    """Q5: the factor by which the L2 term alone shrinks a weight per SGD step"""
+    value = number(submission, "q5_decay_factor")
+    assert math.isclose(value, 1.0 - 0.1 * 0.01, rel_tol=1e-9), f"q5_decay_factor = {value:g} is not right."
+
+
+@points(1)
+def test_concept_epochs_trained_with_patience(submission):
+    """Q5: how many epochs early stopping trains"""
+    value = number(submission, "q5_epochs_trained")
+    assert value == 18, f"q5_epochs_trained = {value:g} is not right (epochs count from 0)."
+
+
+@points(1)
+def test_concept_choose_on_validation(submission):
+    """Q5: which number picks the best method"""
+    value = answer(submission, "q5_choose_by")
+    assert isinstance(value, str) and value.strip().lower() in ("a", "b", "c", "d"), (
+        f"q5_choose_by should be one of 'a', 'b', 'c', 'd'; received {value!r}."
+    )
+    assert value.strip().lower() == "b", f"q5_choose_by = {value!r} is not right."
