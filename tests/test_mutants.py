@@ -24,6 +24,7 @@ from tests.mutants import harness
 
 SUITES = {
     "01_dropout_from_scratch": "ex01",
+    "02_dropout_rate": "ex02",
     "03_spatial_dropout": "ex03",
     "04_mc_dropout": "ex04",
     "05_regularisers": "ex05",

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from dlcourse.grading import points
+from dlcourse.grading import SubmissionError, points
 
 CURVES = ("accuracy", "val_accuracy", "loss", "val_loss")
 
@@ -30,23 +30,6 @@ def run(submission, rate, seed, epochs=None):
 def oracle_choice(results):
     best = max(float(r["val_accuracy"]) for r in results)
     return min(float(r["rate"]) for r in results if float(r["val_accuracy"]) == best)
-
-
-@points(2)
-def test_training_reaches_threshold(submission):
-    """Q1: a run at rate 0.3 learns the digits"""
-    result = run(submission, 0.3, 1)
-    val, train = float(result["val_accuracy"]), float(result["train_accuracy"])
-    assert 0 <= val <= 1 and 0 <= train <= 1, "accuracies must be fractions in [0, 1]."
-    assert val >= 0.88, (
-        f"train_at_rate(0.3, seed=1) reached a validation accuracy of {val:.3f}; at least 0.88 "
-        "is expected: check the network, the optimiser (Adam, lr=2e-3), batch_size=50 and the "
-        "number of epochs."
-    )
-    assert train >= 0.95, (
-        f"train_at_rate(0.3, seed=1) reached a training accuracy of {train:.3f}; at least 0.95 "
-        "is expected (accuracy measured in eval mode after the last epoch)."
-    )
 
 
 @points(1)
@@ -92,6 +75,30 @@ def test_rate_is_used(submission):
     )
 
 
+@points(2)
+def test_training_reaches_threshold(submission):
+    """Q1: a run at rate 0.3 learns the digits"""
+    result = run(submission, 0.3, 1)
+    val, train = float(result["val_accuracy"]), float(result["train_accuracy"])
+    assert 0 <= val <= 1 and 0 <= train <= 1, "accuracies must be fractions in [0, 1]."
+    assert val >= 0.88, (
+        f"train_at_rate(0.3, seed=1) reached a validation accuracy of {val:.3f}; at least 0.88 "
+        "is expected: check the network, the optimiser (Adam, lr=2e-3), batch_size=50 and the "
+        "number of epochs."
+    )
+    history = result["history"]
+    assert isinstance(history, dict) and math.isclose(val, float(history["val_accuracy"][-1])) \
+        and math.isclose(train, float(history["accuracy"][-1])), (
+        "train_accuracy and val_accuracy should be the values after the LAST epoch "
+        f"(history[...][-1]); received val_accuracy {val:.4f} for a last epoch of "
+        f"{float(history['val_accuracy'][-1]) if isinstance(history, dict) else float('nan'):.4f}."
+    )
+    assert train >= 0.95, (
+        f"train_at_rate(0.3, seed=1) reached a training accuracy of {train:.3f}; at least 0.95 "
+        "is expected (accuracy measured in eval mode after the last epoch)."
+    )
+
+
 @points(1)
 def test_sweep_structure(submission):
     """Q2: sweep returns one train_at_rate result per rate, in order"""
@@ -103,7 +110,7 @@ def test_sweep_structure(submission):
         "the results of sweep must follow the order of the rates given."
     )
     single = run(submission, 0.1, 5)
-    assert math.isclose(float(results[1]["val_accuracy"]), float(single["val_accuracy"])), (
+    assert np.allclose(results[1]["history"]["val_loss"], single["history"]["val_loss"]), (
         "sweep(rates, seed) must return train_at_rate(rate, seed) for each rate: the result "
         "for rate 0.1 differs from train_at_rate(0.1, seed=5)."
     )
@@ -174,3 +181,83 @@ def test_choice_follows_from_own_results(submission):
         f"chosen_rate is {chosen}, but in your own results the best validation accuracy is at "
         f"rate {expected}: set chosen_rate = choose_rate(results)."
     )
+
+
+# -- Q4: the design -----------------------------------------------------------------------
+def answer(submission, name, question):
+    if not submission.has(name):
+        raise AssertionError(f"set the variable {name} in the answer cell of {question}.")
+    return submission.get(name)
+
+
+FACTORS = {"rate", "seed", "architecture", "optimizer", "learning_rate", "batch_size", "epochs",
+           "training_set", "validation_set"}
+
+
+@points(1)
+def test_design_varies_the_rate(submission):
+    """Q4: the experiment varies the rate"""
+    value = answer(submission, "DESIGN_VARY", "Q4")
+    assert isinstance(value, str) and value in FACTORS, (
+        f"DESIGN_VARY should be one of FACTORS; received {value!r}."
+    )
+    assert value == "rate", f"DESIGN_VARY = {value!r} is not the factor this experiment is about."
+
+
+@points(1)
+def test_design_holds_the_rest_fixed(submission):
+    """Q4: everything but the rate and the seed is held fixed"""
+    if not submission.has("DESIGN_HOLD_FIXED"):
+        raise AssertionError("set the variable DESIGN_HOLD_FIXED in the answer cell of Q4.")
+    try:  # a set cannot travel back as it is: ask for its sorted items
+        value = submission.call("__builtins__.sorted", submission.ref("DESIGN_HOLD_FIXED"))
+    except SubmissionError as err:
+        raise AssertionError(f"DESIGN_HOLD_FIXED should be a set of names from FACTORS ({err}).") from None
+    assert isinstance(value, list) and all(isinstance(v, str) for v in value), (
+        f"DESIGN_HOLD_FIXED should be a set of names from FACTORS; received {type(value).__name__}."
+    )
+    chosen = set(value)
+    unknown = chosen - FACTORS
+    assert not unknown, f"DESIGN_HOLD_FIXED holds names that are not in FACTORS: {sorted(unknown)}."
+    assert "rate" not in chosen, "DESIGN_HOLD_FIXED holds the rate, which the experiment varies."
+    missing = FACTORS - {"rate", "seed"} - chosen
+    assert not missing and "seed" not in chosen, (
+        f"DESIGN_HOLD_FIXED is not right: {len(missing)} factor(s) that would also change the "
+        "result are left free" + (", and the seed is held fixed" if "seed" in chosen else "") + "."
+    )
+
+
+@points(1)
+def test_design_number_of_seeds(submission):
+    """Q4: the number of seeds for a standard error of 0.5 points"""
+    value = answer(submission, "DESIGN_SEEDS", "Q4")
+    assert isinstance(value, (int, float)) and not isinstance(value, bool), (
+        f"DESIGN_SEEDS should be a number; received {value!r}."
+    )
+    assert value == math.ceil((1.5 / 0.5) ** 2), (
+        f"DESIGN_SEEDS = {value:g} is not right: the standard error of a mean of n runs is "
+        "std / sqrt(n)."
+    )
+
+
+# -- Q5: concepts -------------------------------------------------------------------------
+@points(1)
+def test_concept_points_per_image(submission):
+    """Q5: one validation image in percentage points"""
+    value = answer(submission, "q5_points_per_image", "Q5")
+    assert isinstance(value, (int, float)) and not isinstance(value, bool), (
+        f"q5_points_per_image should be a number; received {value!r}."
+    )
+    assert math.isclose(float(value), 100 / 360, rel_tol=1e-3), (
+        f"q5_points_per_image = {value:g} is not right."
+    )
+
+
+@points(1)
+def test_concept_choose_on(submission):
+    """Q5: the data the rate is chosen on"""
+    value = answer(submission, "q5_choose_on", "Q5")
+    assert isinstance(value, str) and value.strip().lower() in ("a", "b", "c", "d"), (
+        f"q5_choose_on should be one of 'a', 'b', 'c', 'd'; received {value!r}."
+    )
+    assert value.strip().lower() == "b", f"q5_choose_on = {value!r} is not right."
