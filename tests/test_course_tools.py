@@ -135,6 +135,17 @@ def test_autograder_installs_only_what_the_exercise_needs(name):
                for m in modules) == ("torch" in needs)
 
 
+def test_exercises_with_the_same_needs_install_the_same():
+    """The README measures the image of exercises 1 and 4 for all: that holds while exercises
+    with the same frameworks install the same pinned requirements."""
+    by_needs: dict[tuple, set] = {}
+    for name in EXERCISES:
+        body = autograder_requirements(ROOT, name).split("\n", 1)[1]  # past the comment
+        by_needs.setdefault(tuple(exercise_frameworks(ROOT, name)), set()).add(body)
+    assert set(by_needs) == {(), ("torch",)}
+    assert all(len(bodies) == 1 for bodies in by_needs.values())
+
+
 def test_numpy_only_exercises_exist_and_ship_light_zips(tmp_path):
     light = [n for n in EXERCISES if not exercise_frameworks(ROOT, n)]
     assert "01_dropout_from_scratch" in light
