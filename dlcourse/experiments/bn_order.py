@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlcourse.experiments._common import digits
+from dlcourse.experiments.torch_loop import error_percent, train_epochs
 
 NAME = "bn_order"
 TITLE = "Dropout and batch normalisation order (PyTorch, Li et al. 2019)"
@@ -89,40 +90,20 @@ def cells(config: dict) -> list[dict]:
 def run_cell(cell: dict, seed: int, config: dict) -> dict:
     """Train one PyTorch MLP; return errors (percent) and the variance shifts."""
     import torch
-    from torch import nn
 
     torch.set_num_threads(1)  # one thread: the same sums in the same order on every run
     torch.manual_seed(seed)
     split = digits()
-    xtr, ytr = torch.from_numpy(split.x_train), torch.from_numpy(split.y_train)
     model = build(cell["arrangement"], config["hidden"], config["rate"])
     opt = torch.optim.Adam(model.parameters(), lr=config["lr"])
-    loss_fn = nn.CrossEntropyLoss()
-    rng = np.random.default_rng(seed + 10_000)
-    bs = config["batch_size"]
-    for _ in range(config["epochs"]):
-        model.train()
-        order = torch.from_numpy(rng.permutation(len(ytr)))
-        for start in range(0, len(ytr), bs):
-            idx = order[start:start + bs]
-            if len(idx) < 2:  # batch norm needs two rows in training
-                continue
-            opt.zero_grad()
-            loss_fn(model(xtr[idx]), ytr[idx]).backward()
-            opt.step()
-    model.eval()
-
-    def error(x, y) -> float:
-        with torch.no_grad():
-            pred = model(torch.from_numpy(x)).argmax(dim=1).numpy()
-        return 100.0 * float(np.mean(pred != y))
-
+    train_epochs(model, opt, torch.from_numpy(split.x_train), torch.from_numpy(split.y_train),
+                 epochs=config["epochs"], batch_size=config["batch_size"],
+                 rng=np.random.default_rng(seed + 10_000), min_batch=2)
     return {
-        "train_error": error(split.x_train, split.y_train),
-        "val_error": error(split.x_val, split.y_val),
-        "test_error": error(split.x_test, split.y_test),
+        "train_error": error_percent(model, split.x_train, split.y_train),
+        "val_error": error_percent(model, split.x_val, split.y_val),
+        "test_error": error_percent(model, split.x_test, split.y_test),
         "variance_shift": variance_shift(model, torch.from_numpy(split.x_test)),
     }
-
 
 TEST_CELL = {"arrangement": "dropout-bn"}

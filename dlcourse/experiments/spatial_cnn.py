@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlcourse.experiments._common import digits
+from dlcourse.experiments.torch_loop import error_percent, train_epochs
 
 NAME = "spatial_cnn"
 TITLE = "Element-wise vs spatial dropout vs DropBlock in a small CNN (PyTorch)"
@@ -67,35 +68,17 @@ def cells(config: dict) -> list[dict]:
 def run_cell(cell: dict, seed: int, config: dict) -> dict:
     """Train one CNN; return train/val/test error (percent)."""
     import torch
-    from torch import nn
 
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     split = digits(flatten=False)
-    xtr, ytr = torch.from_numpy(split.x_train), torch.from_numpy(split.y_train)
     model = build(cell["kind"], cell["rate"], config["block_size"])
     opt = torch.optim.Adam(model.parameters(), lr=config["lr"])
-    loss_fn = nn.CrossEntropyLoss()
-    rng = np.random.default_rng(seed + 10_000)
-    bs = config["batch_size"]
-    for _ in range(config["epochs"]):
-        model.train()
-        order = torch.from_numpy(rng.permutation(len(ytr)))
-        for start in range(0, len(ytr), bs):
-            idx = order[start:start + bs]
-            opt.zero_grad()
-            loss_fn(model(xtr[idx]), ytr[idx]).backward()
-            opt.step()
-    model.eval()
-
-    def error(x, y) -> float:
-        with torch.no_grad():
-            pred = model(torch.from_numpy(x)).argmax(dim=1).numpy()
-        return 100.0 * float(np.mean(pred != y))
-
-    return {"train_error": error(split.x_train, split.y_train),
-            "val_error": error(split.x_val, split.y_val),
-            "test_error": error(split.x_test, split.y_test)}
-
+    train_epochs(model, opt, torch.from_numpy(split.x_train), torch.from_numpy(split.y_train),
+                 epochs=config["epochs"], batch_size=config["batch_size"],
+                 rng=np.random.default_rng(seed + 10_000))
+    return {part: error_percent(model, x, y) for part, x, y in (
+        ("train_error", split.x_train, split.y_train), ("val_error", split.x_val, split.y_val),
+        ("test_error", split.x_test, split.y_test))}
 
 TEST_CELL = {"kind": "spatial", "rate": 0.2}

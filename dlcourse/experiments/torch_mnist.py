@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlcourse.experiments._common import MNIST_TRAINING, split_of
+from dlcourse.experiments.torch_loop import error_percent, train_epochs
 
 NAME = "torch_mnist"
 TITLE = "A wide MLP on MNIST with and without dropout, in PyTorch (chapter 5)"
@@ -51,28 +52,13 @@ def run_cell(cell: dict, seed: int, config: dict) -> dict:
     model = build(config["hidden"], config["input_rate"] if on else 0.0,
                   config["rate"] if on else 0.0)
     opt = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"])
-    xtr, ytr = torch.from_numpy(split.x_train), torch.from_numpy(split.y_train)
-    rng = np.random.default_rng(seed + 10_000)
-    bs, curve = config["batch_size"], []
-
-    def error(x: np.ndarray, y: np.ndarray) -> float:
-        model.eval()
-        with torch.no_grad():
-            pred = model(torch.from_numpy(x)).argmax(dim=1).numpy()
-        return 100.0 * float(np.mean(pred != y))
-
-    for _ in range(config["epochs"]):
-        model.train()
-        order = torch.from_numpy(rng.permutation(len(ytr)))
-        for start in range(0, len(ytr), bs):
-            idx = order[start:start + bs]
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(xtr[idx]), ytr[idx]).backward()
-            opt.step()
-        curve.append(error(split.x_test, split.y_test))
-    return {"train_error": error(split.x_train, split.y_train),
-            "val_error": error(split.x_val, split.y_val),
+    curve: list[float] = []
+    train_epochs(model, opt, torch.from_numpy(split.x_train), torch.from_numpy(split.y_train),
+                 epochs=config["epochs"], batch_size=config["batch_size"],
+                 rng=np.random.default_rng(seed + 10_000),
+                 after_epoch=lambda: curve.append(error_percent(model, split.x_test, split.y_test)))
+    return {"train_error": error_percent(model, split.x_train, split.y_train),
+            "val_error": error_percent(model, split.x_val, split.y_val),
             "test_error": curve[-1], "test_error_curve": curve}
-
 
 TEST_CELL = {"dropout": True}
