@@ -25,7 +25,13 @@ from pathlib import Path
 import nbformat
 
 from dlcourse._version import __version__
-from dlcourse.grading.frameworks import FRAMEWORKS, TORCH_CPU_INDEX, notebook_frameworks, pinned
+from dlcourse.grading.frameworks import (
+    FRAMEWORKS,
+    TORCH_CPU_INDEX,
+    imported_modules,
+    notebook_frameworks,
+    pinned,
+)
 
 TAG = "dlcourse-setup"
 TAGS = [TAG, "hide-input"]  # the website shows it folded
@@ -50,21 +56,31 @@ def wheel_url(root: Path | str = ".") -> str:
     return f"{site.rstrip('/')}/install/dlcourse-{__version__}-py3-none-any.whl"
 
 
-def setup_source(frameworks: Sequence[str], root: Path | str = ".") -> str:
-    """The setup cell's code for a notebook that imports ``frameworks``."""
+#: Other modules a chapter may import that neither dlcourse nor Colab provide:
+#: ``myst_nb.glue`` (numbers glued into the prose), pinned by the lock.
+EXTRA_MODULES = {"myst_nb": "myst-nb"}
+
+
+def setup_source(frameworks: Sequence[str], root: Path | str = ".",
+                 extras: Sequence[str] = ()) -> str:
+    """The setup cell's code for a notebook that imports ``frameworks`` (and ``extras``,
+    keys of :data:`EXTRA_MODULES`)."""
     requirements = _project_file(Path(root), "requirements/requirements.txt")
     needs = {"dlcourse": wheel_url(root)}
     for name in sorted(frameworks):
         framework = FRAMEWORKS[name]
         needs[framework.probe] = pinned(framework.distribution, requirements)
-    named = [{"torch": "PyTorch", "keras": "TensorFlow (for Keras)"}[f] for f in sorted(frameworks)]
-    if named:
-        head = [f"# Setup for Colab or a bare Jupyter: installs the course package and "
-                f"{' and '.join(named)}",
-                "# (CPU builds) where they are missing. In the course environment it does nothing."]
-    else:
-        head = ["# Setup for Colab or a bare Jupyter: installs the course package where it is",
-                "# missing. In the course environment it does nothing."]
+    if extras:
+        constraints = _project_file(Path(root), "requirements/constraints.txt")
+        for module in sorted(extras):
+            needs[module] = pinned(EXTRA_MODULES[module], constraints)
+    items = ["the course package",
+             *({"torch": "PyTorch (CPU)", "keras": "TensorFlow (CPU, for Keras)"}[f]
+               for f in sorted(frameworks)),
+             *(EXTRA_MODULES[m] for m in sorted(extras))]
+    what = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+    head = [f"# Setup for Colab or a bare Jupyter: installs {what}",
+            "# where missing. In the course environment it does nothing."]
     index = (f', "--extra-index-url", "{TORCH_CPU_INDEX}"' if "torch" in frameworks else "")
     lines = [
         *head,
@@ -93,7 +109,10 @@ def updated(nb: nbformat.NotebookNode, root: Path | str = ".") -> bool:
     """
     others = [cell for cell in nb.cells if not _is_setup(cell)]
     probe = nbformat.v4.new_notebook(cells=others)
-    source = setup_source(notebook_frameworks(probe), root)
+    modules = {m.split(".")[0] for c in others if c.cell_type == "code"
+               for m in imported_modules(c.source)}
+    source = setup_source(notebook_frameworks(probe), root,
+                          sorted(m for m in modules if m in EXTRA_MODULES))
     first_code = next((i for i, c in enumerate(others) if c.cell_type == "code"), len(others))
     current = [c for c in nb.cells if _is_setup(c)]
     if len(current) == 1:
