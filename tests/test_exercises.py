@@ -21,10 +21,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from mutants import harness
 
 from dlcourse.grading.assign import exercise_names
 from dlcourse.grading.frameworks import exercise_frameworks
-from tests.mutants import harness
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every solutions/NAME.ipynb is an exercise (`dlcourse new-exercise` adds them); what its
@@ -43,7 +43,7 @@ def exercise_param(name: str):
 
 def graded_mutants(name: str) -> list:
     try:
-        module = importlib.import_module(f"tests.mutants.{SUITES[name]}")
+        module = importlib.import_module(f"mutants.{SUITES[name]}")
     except ModuleNotFoundError:
         return []
     return list(getattr(module, "GRADED_MUTANTS", []))

@@ -18,9 +18,9 @@ from __future__ import annotations
 import importlib
 
 import pytest
+from mutants import harness
 
 from dlcourse.grading.public import _load_checks, run_checks
-from tests.mutants import harness
 
 SUITES = {
     "01_dropout_from_scratch": "ex01",
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.slow
 
 
 def suite(exercise: str):
-    return importlib.import_module(f"tests.mutants.{SUITES[exercise]}")
+    return importlib.import_module(f"mutants.{SUITES[exercise]}")
 
 
 def marks(exercise: str):

@@ -1,6 +1,6 @@
 """Mutants of exercise 1 (dropout from scratch), written from the statement."""
 
-from tests.mutants.harness import Mutant
+from mutants.harness import Mutant
 
 EXERCISE = "01_dropout_from_scratch"
 

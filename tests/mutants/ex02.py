@@ -1,6 +1,6 @@
 """Mutants of exercise 2 (choosing the dropout rate), written from the statement."""
 
-from tests.mutants.harness import Mutant
+from mutants.harness import Mutant
 
 EXERCISE = "02_dropout_rate"
 

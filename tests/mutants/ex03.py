@@ -1,6 +1,6 @@
 """Mutants of exercise 3 (spatial dropout), written from the statement."""
 
-from tests.mutants.harness import Mutant
+from mutants.harness import Mutant
 
 EXERCISE = "03_spatial_dropout"
 

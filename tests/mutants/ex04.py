@@ -1,6 +1,6 @@
 """Mutants of exercise 4 (Monte-Carlo dropout), written from the statement."""
 
-from tests.mutants.harness import Mutant
+from mutants.harness import Mutant
 
 EXERCISE = "04_mc_dropout"
 

@@ -1,6 +1,6 @@
 """Mutants of exercise 5 (regularisers compared), written from the statement."""
 
-from tests.mutants.harness import Mutant
+from mutants.harness import Mutant
 
 EXERCISE = "05_regularisers"
 
