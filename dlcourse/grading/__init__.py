@@ -37,7 +37,7 @@ Public self-checks (run by the student, in the student's own kernel)
     the student")``; the first line of its docstring is its title. Other
     exceptions are reported as "your code raised ...", ``NotImplementedError``
     as "not answered yet". The report never shows check code or answers and
-    ends with "public tests passed — hidden tests not run".
+    ends with "all N public checks passed — hidden tests not run".
 
 Hidden tests (run by the grader, in the grader's process)
     ``tests/hidden/NAME/test_*.py`` are pytest files. Run with assertion
