@@ -812,3 +812,18 @@ def test_notebooks_without_cell_ids_are_matched_by_their_answer_tags():
     for cell in nb.cells:
         cell.metadata.pop("tags", None)
     assert missing_answer_cells(nb, exercise) == []  # nothing to tell by: say nothing
+
+
+def test_codec_sends_a_lying_ndarray_subclass_as_what_it_really_is():
+    """An ndarray subclass whose dtype property lies arrives with its real dtype and values."""
+
+    class Liar(np.ndarray):
+        @property
+        def dtype(self):
+            return np.dtype(np.float32)
+
+    x = np.arange(4, dtype=np.float64).view(Liar)
+    assert x.dtype == np.float32  # the lie
+    back = codec.decode(codec.encode(x))
+    assert type(back) is np.ndarray and back.dtype == np.float64
+    np.testing.assert_array_equal(back, np.arange(4.0))

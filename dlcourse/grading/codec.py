@@ -61,9 +61,11 @@ def encode(value, where: str = "the value", depth: int = 0, extra=None):
     if isinstance(value, (int, float)) and type(value) in (int, float):
         return value
     if isinstance(value, np.ndarray):
-        if value.dtype.hasobject:
+        # the base class's view: a subclass cannot lie about its dtype or shape here
+        plain = np.ndarray.view(value, np.ndarray)
+        if plain.dtype.hasobject:
             raise Unsupported("numpy.ndarray of dtype object", where)
-        return {"__ndarray__": _npy_bytes(value)}
+        return {"__ndarray__": _npy_bytes(plain)}
     if isinstance(value, np.generic):
         if value.dtype.hasobject:
             raise Unsupported("numpy object scalar", where)
