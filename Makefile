@@ -49,6 +49,9 @@ SITE_INSTALL ?= _build/html/install
 site-install:
 	rm -rf _build/wheel-src $(SITE_INSTALL) && mkdir -p _build/wheel-src $(SITE_INSTALL)
 	cp -R pyproject.toml README.md LICENSE dlcourse _build/wheel-src/
+	# the experiment caches travel in the wheel, for chapters run outside the repository
+	mkdir -p _build/wheel-src/dlcourse/experiments/cache
+	cp book/data/*.json _build/wheel-src/dlcourse/experiments/cache/
 	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation --no-index \
 	    --wheel-dir $(SITE_INSTALL) _build/wheel-src
 	cp requirements/student.txt $(SITE_INSTALL)/student.txt

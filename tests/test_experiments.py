@@ -13,6 +13,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -432,3 +433,34 @@ def test_a_cached_mnist_cell_is_reproduced():
         _close(new, cached)
     else:
         _within_seed_spread(new, records)
+
+
+def test_load_result_falls_back_to_the_copy_in_the_wheel(tmp_path, monkeypatch):
+    """Outside the repository (Colab, a bare venv) the chapters read the wheel's copy."""
+    from dlcourse.experiments import _common
+
+    packaged = tmp_path / "cache"
+    packaged.mkdir()
+    (packaged / "rate-mnist.json").write_text(json.dumps({"name": "rate", "records": []}))
+    monkeypatch.setattr(_common, "DATA_DIR", tmp_path / "no-book-data")
+    monkeypatch.setattr(_common, "PACKAGED_DIR", packaged)
+    assert load_result("rate", dataset="mnist")["name"] == "rate"
+    with pytest.raises(FileNotFoundError, match=r"no-book-data/rate.json; compute it with "
+                                                r"`python -m dlcourse.experiments rate`"):
+        load_result("rate")
+    with pytest.raises(FileNotFoundError):  # an explicit folder is the only place looked at
+        load_result("rate", tmp_path / "elsewhere", dataset="mnist")
+
+
+def test_the_published_wheel_carries_every_cache(tmp_path):
+    """`make site-install` (part of `make book`) builds the wheel with book/data inside."""
+    import zipfile
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(["make", "-s", "site-install", f"SITE_INSTALL={tmp_path}"], cwd=root,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (wheel,) = tmp_path.glob("dlcourse-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for cache in (root / "book" / "data").glob("*.json"):
+        assert f"dlcourse/experiments/cache/{cache.name}" in names, cache.name

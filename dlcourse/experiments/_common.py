@@ -23,6 +23,10 @@ import numpy as np
 
 #: Where the cached results live (``book/data`` beside the chapters).
 DATA_DIR = Path(__file__).resolve().parents[2] / "book" / "data"
+#: The copy of the caches the published wheel carries (``make book`` puts it
+#: there), read when ``book/data`` is not beside the package: a chapter run in
+#: Colab or a bare Jupyter from the installed wheel.
+PACKAGED_DIR = Path(__file__).resolve().parent / "cache"
 
 #: The split every digits experiment uses (fixed, so that seeds vary only the
 #: training: initial weights, dropout masks and minibatch order).
@@ -359,15 +363,23 @@ def load_result(name: str, data_dir: Path | str | None = None,
     """Read the cached result ``<data_dir>/<name>.json`` (default :data:`DATA_DIR`).
 
     ``dataset="mnist"`` reads ``<name>-mnist.json`` (written by
-    ``python -m dlcourse.experiments NAME --dataset mnist``).
+    ``python -m dlcourse.experiments NAME --dataset mnist``). Without
+    ``data_dir``, a file missing from :data:`DATA_DIR` is read from the copy an
+    installed wheel carries (:data:`PACKAGED_DIR`), if there is one.
+
+    Raises:
+        FileNotFoundError: No such cache; the message gives the command that writes it.
     """
-    path = Path(data_dir or DATA_DIR) / result_file(name, dataset_of({"dataset": dataset}))
-    if not path.is_file():
-        flag = "" if dataset == "digits" else f" --dataset {dataset}"
-        raise FileNotFoundError(
-            f"no cached result at {path}; compute it with `python -m dlcourse.experiments {name}{flag}`"
-        )
-    return json.loads(path.read_text())
+    file = result_file(name, dataset_of({"dataset": dataset}))
+    places = [Path(data_dir)] if data_dir is not None else [DATA_DIR, PACKAGED_DIR]
+    for folder in places:
+        if (folder / file).is_file():
+            return json.loads((folder / file).read_text())
+    flag = "" if dataset == "digits" else f" --dataset {dataset}"
+    raise FileNotFoundError(
+        f"no cached result at {places[0] / file}; compute it with "
+        f"`python -m dlcourse.experiments {name}{flag}`"
+    )
 
 
 def summarize(result: dict[str, Any], metric: str, by: Iterable[str]) -> list[dict[str, Any]]:
