@@ -31,13 +31,12 @@ def run_task(task: Task) -> dict[str, Any]:
     Returns:
         ``{"index", "cell", "seed", "metrics", "elapsed_s", "cpu_s"}``.
     """
-    from threadpoolctl import threadpool_limits
-
     from dlcourse.experiments import get
+    from dlcourse.experiments._common import single_thread
 
     index, name, cell, seed, config = task
     t0, c0 = time.perf_counter(), time.process_time()
-    with threadpool_limits(limits=1):
+    with single_thread():
         metrics = get(name).run_cell(cell, seed, config)
     return {"index": index, "cell": cell, "seed": seed, "metrics": metrics,
             "elapsed_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}

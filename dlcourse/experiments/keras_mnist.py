@@ -23,7 +23,6 @@ PAPER = {
 }
 CONFIG = {"dataset": "mnist", "epochs": 5, "batch_size": 32, "lr": 1e-3, "rate": 0.5,
           "seeds": [0, 1, 2]}
-DATASETS = ("mnist",)
 
 
 def cells(config: dict) -> list[dict]:

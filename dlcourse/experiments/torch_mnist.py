@@ -23,8 +23,6 @@ PAPER = {
 }
 CONFIG = {**MNIST_TRAINING, "dataset": "mnist", "hidden": 1024, "input_rate": 0.2,
           "rate": 0.5, "epochs": 30, "seeds": [0, 1, 2, 3]}
-#: Only MNIST: on digits this experiment would repeat chapter 5's live model.
-DATASETS = ("mnist",)
 
 
 def build(hidden: int, input_rate: float, rate: float):

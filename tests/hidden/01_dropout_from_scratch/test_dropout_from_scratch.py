@@ -22,38 +22,16 @@ from dlcourse.grading import (
     points,
     visibility,
 )
+from dlcourse.grading.kernel_objects import (
+    answer,
+    in_kernel,
+    kernel_generator,
+    kernel_numpy,
+    number,
+    read_back,
+)
 
 Z = 5.0  # binomial bounds at five standard deviations: a correct answer fails ~1 in 10^6
-
-
-# -- kernel-side objects, built from builtins only -------------------------------------
-def in_kernel(submission, value):
-    """A handle to a copy of ``value`` that lives in the student's kernel."""
-    return submission.new("__builtins__.max", [value])  # max of one item is that item
-
-
-def read_back(submission, handle) -> np.ndarray:
-    return np.asarray(submission.call("__builtins__.max", [handle]))
-
-
-def kernel_attr(submission, obj, *names):
-    for name in names:
-        obj = submission.new("__builtins__.getattr", obj, name)
-    return obj
-
-
-def kernel_call(submission, func, *args):
-    """A handle to ``func(*args)`` computed in the kernel (func a handle)."""
-    return submission.new("__builtins__.next",
-                          submission.new("__builtins__.map", func, *[[a] for a in args]))
-
-
-def kernel_numpy(submission, *names):
-    return kernel_attr(submission, submission.new("__builtins__.__import__", "numpy"), *names)
-
-
-def kernel_generator(submission, seed):
-    return kernel_call(submission, kernel_numpy(submission, "random", "default_rng"), seed)
 
 
 # -- calling the student's functions -----------------------------------------------------
@@ -551,20 +529,6 @@ def test_numerical_gradient_leaves_x_unchanged(submission):
 
 
 # -- Q5: concepts -------------------------------------------------------------------------
-def answer(submission, name):
-    if not submission.has(name):
-        raise AssertionError(f"set the variable {name} in the answer cell of Q5.")
-    return submission.get(name)
-
-
-def number(submission, name):
-    value = answer(submission, name)
-    assert isinstance(value, (int, float)) and not isinstance(value, bool), (
-        f"{name} should be a number; received {value!r}."
-    )
-    return float(value)
-
-
 @points(1)
 @visibility("after_published")
 def test_concept_naive_dropout_at_test_time(submission):

@@ -16,24 +16,15 @@ import math
 import numpy as np
 
 from dlcourse.grading import SubmissionError, points
+from dlcourse.grading.kernel_objects import (
+    answer,
+    in_kernel,
+    kernel_generator,
+    number,
+    read_back,
+)
 
 Z = 5.0  # five-sigma binomial bounds
-
-
-# -- kernel-side objects, built from builtins only -------------------------------------
-def in_kernel(submission, value):
-    return submission.new("__builtins__.max", [value])  # max of one item is that item
-
-
-def read_back(submission, handle) -> np.ndarray:
-    return np.asarray(submission.call("__builtins__.max", [handle]))
-
-
-def kernel_generator(submission, seed):
-    numpy = submission.new("__builtins__.__import__", "numpy")
-    random = submission.new("__builtins__.getattr", numpy, "random")
-    default_rng = submission.new("__builtins__.getattr", random, "default_rng")
-    return submission.new("__builtins__.next", submission.new("__builtins__.map", default_rng, [seed]))
 
 
 # -- calling the student's functions -----------------------------------------------------
@@ -404,20 +395,6 @@ def test_train_cnn_reaches_accuracy(submission):
 
 
 # -- Q5: concepts -------------------------------------------------------------------------
-def answer(submission, name):
-    if not submission.has(name):
-        raise AssertionError(f"set the variable {name} in the answer cell of Q5.")
-    return submission.get(name)
-
-
-def number(submission, name):
-    value = answer(submission, name)
-    assert isinstance(value, (int, float)) and not isinstance(value, bool), (
-        f"{name} should be a number; received {value!r}."
-    )
-    return float(value)
-
-
 @points(1)
 def test_concept_number_of_decisions(submission):
     """Q5: the number of keep/drop decisions spatial dropout draws"""

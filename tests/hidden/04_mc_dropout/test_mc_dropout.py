@@ -16,6 +16,7 @@ import numpy as np
 
 from dlcourse.data import load_digits
 from dlcourse.grading import SubmissionDied, SubmissionError, SubmissionTimeout, points
+from dlcourse.grading.kernel_objects import answer, number
 
 
 def digits_subset(n=120):
@@ -389,20 +390,6 @@ def test_uncertainty_table_follows_from_the_functions(submission):
 
 
 # -- Q5: concepts -------------------------------------------------------------------------
-def answer(submission, name):
-    if not submission.has(name):
-        raise AssertionError(f"set the variable {name} in the answer cell of Q5.")
-    return submission.get(name)
-
-
-def number(submission, name):
-    value = answer(submission, name)
-    assert isinstance(value, (int, float)) and not isinstance(value, bool), (
-        f"{name} should be a number; received {value!r}."
-    )
-    return float(value)
-
-
 @points(1)
 def test_concept_largest_entropy(submission):
     """Q5: the largest predictive entropy over 10 classes"""

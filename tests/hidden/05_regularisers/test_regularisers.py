@@ -12,23 +12,8 @@ import math
 import numpy as np
 
 from dlcourse.grading import points
-
-
-# -- kernel-side objects, built from builtins only (never from the notebook's names) ----
-def in_kernel(submission, value):
-    return submission.new("__builtins__.max", [value])  # max of one item is that item
-
-
-def read_back(submission, handle) -> np.ndarray:
-    return np.asarray(submission.call("__builtins__.max", [handle]))
-
-
-def generator(submission, seed):
-    """A numpy Generator created in the student's kernel (generators cannot travel)."""
-    numpy = submission.new("__builtins__.__import__", "numpy")
-    random = submission.new("__builtins__.getattr", numpy, "random")
-    default_rng = submission.new("__builtins__.getattr", random, "default_rng")
-    return submission.new("__builtins__.next", submission.new("__builtins__.map", default_rng, [seed]))
+from dlcourse.grading.kernel_objects import answer, in_kernel, number, read_back
+from dlcourse.grading.kernel_objects import kernel_generator as generator
 
 
 def weights(seed, dtype=np.float64):
@@ -280,20 +265,6 @@ def test_results_table_and_choice(submission):
 
 
 # -- Q5: concepts -------------------------------------------------------------------------
-def answer(submission, name):
-    if not submission.has(name):
-        raise AssertionError(f"set the variable {name} in the answer cell of Q5.")
-    return submission.get(name)
-
-
-def number(submission, name):
-    value = answer(submission, name)
-    assert isinstance(value, (int, float)) and not isinstance(value, bool), (
-        f"{name} should be a number; received {value!r}."
-    )
-    return float(value)
-
-
 @points(1)
 def test_concept_weight_decay_factor(submission):
     """Q5: the factor by which the L2 term alone shrinks a weight per SGD step"""
