@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from dlcourse._checks import as_float_array, as_rng, check_rate
-from dlcourse.scratch.dropout import bernoulli_keep_mask, resolve_noise_shape
-from dlcourse.scratch.layers import Layer
+from dlcourse.scratch.dropout import bernoulli_keep_mask, dropout_backward, resolve_noise_shape
+from dlcourse.scratch.layers import StochasticLayer
 
 #: SELU constants (Klambauer et al. 2017, eq. 14).
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -84,19 +84,21 @@ def alpha_dropout_forward(
             of drawing one, to compare with another implementation.
 
     Returns:
-        ``(out, cache)``; ``cache`` holds the keep mask and ``A``.
+        ``(out, cache)``; ``cache`` holds the keep mask and ``A`` (as ``scale``).
     """
     rate = check_rate(rate, allow_one=False)
     x = as_float_array(x)
     if not training or (rate == 0.0 and mask is None):
-        return x, {"mask": None, "a": 1.0, "shape": x.shape}
+        return x, {"mask": None, "scale": 1.0, "shape": x.shape}
     if mask is None:
         mask = bernoulli_keep_mask(resolve_noise_shape(x.shape, noise_shape), rate, as_rng(rng))
     mask = np.asarray(mask, dtype=bool)
+    if mask.ndim > x.ndim or any(m not in (1, n) for m, n in zip(mask.shape[::-1], x.shape[::-1], strict=False)):
+        raise ValueError(f"mask must broadcast to x of shape {x.shape}; received mask of shape {mask.shape}")
     a, b = alpha_dropout_affine(rate)
     t = x.dtype.type
     out = np.where(mask, x * t(a), t(a * ALPHA_PRIME)) + t(b)
-    return out.astype(x.dtype, copy=False), {"mask": mask, "a": a, "shape": x.shape}
+    return out.astype(x.dtype, copy=False), {"mask": mask, "scale": a, "shape": x.shape}
 
 
 def alpha_dropout_backward(dout: np.ndarray, cache: dict[str, Any]) -> np.ndarray:
@@ -113,25 +115,23 @@ def alpha_dropout_backward(dout: np.ndarray, cache: dict[str, Any]) -> np.ndarra
 
     Raises:
         ValueError: ``dout`` does not have the forward input's shape.
+
+    The affine map is linear in ``x`` with slope ``A m``: this is
+    :func:`~dlcourse.scratch.dropout.dropout_backward` with ``scale = A``.
     """
-    dout = as_float_array(dout, "dout")
-    if dout.shape != tuple(cache["shape"]):
-        raise ValueError(
-            f"dout must have the shape of the forward input {tuple(cache['shape'])}; "
-            f"received dout of shape {dout.shape}"
-        )
-    if cache["mask"] is None:
-        return dout
-    return np.multiply(dout, cache["mask"], dtype=dout.dtype) * dout.dtype.type(cache["a"])
+    return dropout_backward(dout, cache)
 
 
-class AlphaDropout(Layer):
+class AlphaDropout(StochasticLayer):
     """Alpha dropout layer for SELU networks (see :func:`alpha_dropout_forward`).
 
     Args:
         rate: Drop probability, in ``[0, 1)``.
         rng: Generator or seed for the masks.
         noise_shape: Mask shape broadcast over axes of size 1.
+
+    :meth:`freeze` / :meth:`unfreeze` hold the mask fixed (see
+    :class:`~dlcourse.scratch.layers.StochasticLayer`).
     """
 
     def __init__(self, rate: float, *, rng: np.random.Generator | int | None = None,
@@ -141,28 +141,6 @@ class AlphaDropout(Layer):
         self.rng = as_rng(rng)
         self.noise_shape = noise_shape
         self.cache: dict[str, Any] | None = None
-        self.frozen = False
-        self._held: np.ndarray | None = None
-
-
-    def freeze(self) -> AlphaDropout:
-        """Hold the mask of the next training forward fixed (for gradient checks).
-
-        Returns:
-            ``self``.
-        """
-        self.frozen = True
-        return self
-
-    def unfreeze(self) -> AlphaDropout:
-        """Draw fresh mask on every training forward again.
-
-        Returns:
-            ``self``.
-        """
-        self.frozen = False
-        self._held = None
-        return self
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Apply alpha dropout and remember the mask for :meth:`backward`.
@@ -174,30 +152,13 @@ class AlphaDropout(Layer):
             ``A (x m + alpha' (1 - m)) + B`` in training, ``x`` itself in
             inference; the shape and floating dtype of ``x``.
         """
-        held = self._held if (self.frozen and self.training) else None
         out, self.cache = alpha_dropout_forward(
             x, self.rate, training=self.training, rng=self.rng, noise_shape=self.noise_shape,
-            mask=held,
+            mask=self._held_draw(self.training),
         )
-        if self.frozen and self.training:
-            self._held = self.cache["mask"]
+        self._keep_draw(self.cache["mask"], self.training)
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Gradient with respect to the last forward input.
-
-        Args:
-            dout: ``dL/dout``, the shape of the last input.
-
-        Returns:
-            ``dx = dout * A * m`` (see :func:`alpha_dropout_backward`).
-
-        Raises:
-            RuntimeError: Called before :meth:`forward`.
-        """
-        if self.cache is None:
-            raise RuntimeError("AlphaDropout.backward called before forward")
-        return alpha_dropout_backward(dout, self.cache)
-
-    def __repr__(self) -> str:
-        return f"AlphaDropout(rate={self.rate}, training={self.training})"
+        """``dx = dout * A * m`` for the last forward input (see :func:`alpha_dropout_backward`)."""
+        return alpha_dropout_backward(dout, self._cached("cache"))

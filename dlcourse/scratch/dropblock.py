@@ -50,7 +50,8 @@ from typing import Any
 import numpy as np
 
 from dlcourse._checks import as_float_array, as_rng, check_choice, check_positive_int, check_rate
-from dlcourse.scratch.layers import Layer
+from dlcourse.scratch.dropout import dropout_backward
+from dlcourse.scratch.layers import StochasticLayer
 
 DATA_FORMATS = ("channels_first", "channels_last")
 
@@ -101,10 +102,7 @@ def dropblock_expected_fraction(rate: float, block_size: int, height: int, width
     ``(1 - gamma)^c``; the expectation is the mean of ``1 - (1 - gamma)^c``.
 
     Args:
-        rate: Target drop rate, in ``[0, 1]``.
-        block_size: Side ``bs`` of the square blocks, ``1 <= bs <= min(H, W)``.
-        height: Feature-map height ``H``.
-        width: Feature-map width ``W``.
+        rate, block_size, height, width: As for :func:`dropblock_gamma`.
 
     Returns:
         ``E = mean_ij (1 - (1 - gamma)^c_ij)`` in ``[0, 1]``, with ``gamma`` of
@@ -233,19 +231,14 @@ def dropblock_backward(dout: np.ndarray, cache: dict[str, Any]) -> np.ndarray:
 
     Raises:
         ValueError: ``dout`` does not have the forward input's shape.
+
+    The same masked, scaled product as
+    :func:`~dlcourse.scratch.dropout.dropout_backward`, which computes it.
     """
-    dout = as_float_array(dout, "dout")
-    if dout.shape != tuple(cache["shape"]):
-        raise ValueError(
-            f"dout must have the shape of the forward input {tuple(cache['shape'])}; "
-            f"received dout of shape {dout.shape}"
-        )
-    if cache["mask"] is None:
-        return dout
-    return np.multiply(dout, cache["mask"], dtype=dout.dtype) * dout.dtype.type(cache["scale"])
+    return dropout_backward(dout, cache)
 
 
-class DropBlock2D(Layer):
+class DropBlock2D(StochasticLayer):
     """DropBlock layer (see :func:`dropblock_forward`), with the linear schedule.
 
     Args:
@@ -256,6 +249,10 @@ class DropBlock2D(Layer):
             over this many training forward passes (the paper's schedule),
             then stays at ``rate``.
         rng: Generator or seed for the seeds.
+
+    :meth:`freeze` / :meth:`unfreeze` hold the block seeds fixed (see
+    :class:`~dlcourse.scratch.layers.StochasticLayer`); the schedule still
+    advances, the held seeds do not change with it.
     """
 
     def __init__(self, rate: float, block_size: int, *, data_format: str = "channels_first",
@@ -270,8 +267,6 @@ class DropBlock2D(Layer):
         self.rng = as_rng(rng)
         self.step = 0
         self.cache: dict[str, Any] | None = None
-        self.frozen = False
-        self._held: np.ndarray | None = None
 
     @property
     def current_rate(self) -> float:
@@ -279,26 +274,6 @@ class DropBlock2D(Layer):
         if self.schedule_steps is None:
             return self.rate
         return linear_rate_schedule(self.step, self.schedule_steps, self.rate)
-
-
-    def freeze(self) -> DropBlock2D:
-        """Hold the block seeds of the next training forward fixed (for gradient checks).
-
-        Returns:
-            ``self``.
-        """
-        self.frozen = True
-        return self
-
-    def unfreeze(self) -> DropBlock2D:
-        """Draw fresh block seeds on every training forward again.
-
-        Returns:
-            ``self``.
-        """
-        self.frozen = False
-        self._held = None
-        return self
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Drop blocks of ``x`` and advance the schedule by one step (in training).
@@ -310,31 +285,17 @@ class DropBlock2D(Layer):
             ``x * M * count(M) / count_ones(M)`` at :attr:`current_rate` in
             training, ``x`` itself in inference; the shape of ``x``.
         """
-        held = self._held if (self.frozen and self.training) else None
         out, self.cache = dropblock_forward(
             x, self.current_rate, self.block_size, training=self.training,
-            rng=self.rng, data_format=self.data_format, seeds=held)
+            rng=self.rng, data_format=self.data_format, seeds=self._held_draw(self.training))
+        self._keep_draw(self.cache["seeds"], self.training)
         if self.training:
             self.step += 1
-            if self.frozen:
-                self._held = self.cache["seeds"]
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Gradient with respect to the last forward input.
-
-        Args:
-            dout: ``dL/dout``, the shape of the last input.
-
-        Returns:
-            ``dx = dout * M * scale`` (see :func:`dropblock_backward`).
-
-        Raises:
-            RuntimeError: Called before :meth:`forward`.
-        """
-        if self.cache is None:
-            raise RuntimeError("DropBlock2D.backward called before forward")
-        return dropblock_backward(dout, self.cache)
+        """``dx = dout * M * scale`` for the last forward input (see :func:`dropblock_backward`)."""
+        return dropblock_backward(dout, self._cached("cache"))
 
     def __repr__(self) -> str:
         return (f"DropBlock2D(rate={self.rate}, block_size={self.block_size}, "

@@ -45,8 +45,9 @@ from dlcourse._checks import (
     check_positive_int,
     check_rate,
 )
+from dlcourse._scale import inverted_scale
 from dlcourse.scratch.dropout import bernoulli_keep_mask
-from dlcourse.scratch.layers import Layer
+from dlcourse.scratch.layers import StochasticLayer
 
 SAMPLING = ("batch", "example")
 INFERENCE = ("mean", "gaussian")
@@ -108,14 +109,13 @@ def dropconnect_forward(
     cache = {"x": x, "W": W, "mask": None, "scale": 1.0, "sampling": sampling}
     if not training or (rate == 0.0 and mask is None):
         return (x @ W + b).astype(dtype, copy=False), cache
-    keep = 1.0 - rate
     shape = W.shape if sampling == "batch" else (x.shape[0], *W.shape)
     if mask is None:
         mask = bernoulli_keep_mask(shape, rate, as_rng(rng))
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != shape:
         raise ValueError(f"mask must have shape {shape} for sampling={sampling!r}; received mask of shape {mask.shape}")
-    scale = 1.0 / keep if keep > 0.0 else 0.0
+    scale = inverted_scale(rate)
     w_eff = np.multiply(W, mask, dtype=dtype) * dtype.type(scale)
     u = x @ w_eff if sampling == "batch" else np.einsum("nd,ndh->nh", x, w_eff)
     cache.update(mask=mask, scale=scale)
@@ -198,7 +198,7 @@ def dropconnect_gaussian_inference(
     return f(mean + std * eps).mean(axis=0).astype(dtype, copy=False)
 
 
-class DropConnect(Layer):
+class DropConnect(StochasticLayer):
     """A Linear layer with DropConnect on its weights, and an optional activation.
 
     Args:
@@ -216,6 +216,9 @@ class DropConnect(Layer):
 
     Attributes:
         params: ``{"W": (D, H), "b": (H,)}``; grads: same keys after :meth:`backward`.
+
+    :meth:`freeze` / :meth:`unfreeze` hold the weight mask fixed (see
+    :class:`~dlcourse.scratch.layers.StochasticLayer`).
     """
 
     def __init__(self, in_features: int, out_features: int, rate: float, *,
@@ -238,28 +241,6 @@ class DropConnect(Layer):
                        "b": np.zeros(h, dtype=dtype)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.cache: dict[str, Any] | None = None
-        self.frozen = False
-        self._held: np.ndarray | None = None
-
-
-    def freeze(self) -> DropConnect:
-        """Hold the weight mask of the next training forward fixed (for gradient checks).
-
-        Returns:
-            ``self``.
-        """
-        self.frozen = True
-        return self
-
-    def unfreeze(self) -> DropConnect:
-        """Draw fresh weight mask on every training forward again.
-
-        Returns:
-            ``self``.
-        """
-        self.frozen = False
-        self._held = None
-        return self
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """``activation(x (M * W) / keep + b)`` in training, the inference rule otherwise.
@@ -279,11 +260,10 @@ class DropConnect(Layer):
             return dropconnect_gaussian_inference(
                 x, W, b, self.rate, activation=self.activation,
                 n_samples=self.n_samples, rng=self.rng)
-        held = self._held if (self.frozen and self.training) else None
         u, lin_cache = dropconnect_forward(x, W, b, self.rate, training=self.training,
-                                           rng=self.rng, sampling=self.sampling, mask=held)
-        if self.frozen and self.training:
-            self._held = lin_cache["mask"]
+                                           rng=self.rng, sampling=self.sampling,
+                                           mask=self._held_draw(self.training))
+        self._keep_draw(lin_cache["mask"], self.training)
         y = ACTIVATIONS[self.activation][0](u)
         self.cache = {"lin": lin_cache, "u": u, "y": y}
         return y

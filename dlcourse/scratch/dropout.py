@@ -40,7 +40,8 @@ from typing import Any
 import numpy as np
 
 from dlcourse._checks import as_float_array, as_rng, check_choice, check_rate
-from dlcourse.scratch.layers import Layer
+from dlcourse._scale import inverted_scale
+from dlcourse.scratch.layers import StochasticLayer, as_upstream_gradient
 
 MODES = ("inverted", "weight_scaling")
 
@@ -250,7 +251,7 @@ def dropout_forward(
         mask = DRAWS[draw](shape, rate, as_rng(rng))
     else:
         mask = _check_mask(mask, shape)
-    scale = (1.0 / keep if keep > 0.0 else 0.0) if mode == "inverted" else 1.0
+    scale = inverted_scale(rate) if mode == "inverted" else 1.0
     cache = {"mask": mask, "scale": scale, "shape": x.shape}
     if keep == 0.0:
         return np.zeros_like(x), cache
@@ -291,12 +292,7 @@ def dropout_backward(dout: np.ndarray, cache: dict[str, Any]) -> np.ndarray:
         Srivastava et al. (2014), JMLR 15, §5.1 (backpropagation through the
         thinned network); CS231n, "Neural Networks Part 2" (course notes).
     """
-    dout = as_float_array(dout, "dout")
-    if dout.shape != tuple(cache["shape"]):
-        raise ValueError(
-            f"dout must have the shape of the forward input {tuple(cache['shape'])}; "
-            f"received dout of shape {dout.shape}"
-        )
+    dout = as_upstream_gradient(dout, cache["shape"])
     mask, scale = cache["mask"], cache["scale"]
     if scale == 0.0:
         return np.zeros_like(dout)
@@ -310,7 +306,7 @@ def dropout_backward(dout: np.ndarray, cache: dict[str, Any]) -> np.ndarray:
     return dx
 
 
-class Dropout(Layer):
+class Dropout(StochasticLayer):
     """A dropout layer: keeps hyper-parameters and a cache, calls the functional core.
 
     Args:
@@ -329,12 +325,11 @@ class Dropout(Layer):
             reuse one mask instead of drawing a new one.
 
     Holding the mask fixed:
-        A gradient check evaluates the network many times with perturbed inputs
-        and must see the *same* function each time, i.e. the same mask. Call
-        :meth:`freeze`: the next training-mode forward draws a mask (unless
-        one is already cached) and every later one reuses it, until
-        :meth:`unfreeze`. :func:`dlcourse.scratch.gradcheck.check_model` does this
-        for every dropout layer of a model.
+        :meth:`freeze` holds the mask of the last training-mode forward (or,
+        if there is none, of the next one) until :meth:`unfreeze`, as for
+        every dropout layer (see :class:`~dlcourse.scratch.layers.StochasticLayer`).
+        :func:`dlcourse.scratch.gradcheck.check_model` does this for every
+        dropout layer of a model.
 
     Example:
         >>> layer = Dropout(0.2, rng=0)
@@ -362,34 +357,11 @@ class Dropout(Layer):
         self.noise_shape = noise_shape
         self.rng = as_rng(rng)
         self.cache: dict[str, Any] | None = None
-        self.frozen = False
-        self._held_mask: np.ndarray | None = None
 
     @property
     def keep(self) -> float:
         """The keep probability ``1 - rate``."""
         return 1.0 - self.rate
-
-    def freeze(self) -> Dropout:
-        """Hold the mask fixed (see the class docstring).
-
-        Returns:
-            ``self``.
-        """
-        self.frozen = True
-        if self._held_mask is None and self.cache is not None:
-            self._held_mask = self.cache["mask"]
-        return self
-
-    def unfreeze(self) -> Dropout:
-        """Draw a fresh mask on every training-mode forward again.
-
-        Returns:
-            ``self``.
-        """
-        self.frozen = False
-        self._held_mask = None
-        return self
 
     def forward(self, x: np.ndarray, *, training: bool | None = None) -> np.ndarray:
         """Apply dropout (see :func:`dropout_forward`) and remember the mask.
@@ -403,13 +375,11 @@ class Dropout(Layer):
             ``out`` of :func:`dropout_forward`: the shape and floating dtype of ``x``.
         """
         training = self.training if training is None else training
-        held = self._held_mask if (self.frozen and training) else None
         out, self.cache = dropout_forward(
-            x, self.rate, training=training, rng=self.rng,
-            noise_shape=self.noise_shape, mode=self.mode, mask=held, draw=self.draw,
+            x, self.rate, training=training, rng=self.rng, noise_shape=self.noise_shape,
+            mode=self.mode, mask=self._held_draw(training), draw=self.draw,
         )
-        if self.frozen and training and self._held_mask is None:
-            self._held_mask = self.cache["mask"]
+        self._keep_draw(self.cache["mask"], training)
         return out
 
     def __call__(self, x: np.ndarray, *, training: bool | None = None) -> np.ndarray:
@@ -417,20 +387,8 @@ class Dropout(Layer):
         return self.forward(x) if training is None else self.forward(x, training=training)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Gradient with respect to the last forward input (see :func:`dropout_backward`).
-
-        Args:
-            dout: ``dL/dout``, the shape of the last input.
-
-        Returns:
-            ``dx = dout * m * scale``: zero exactly where the last forward dropped.
-
-        Raises:
-            RuntimeError: Called before :meth:`forward`.
-        """
-        if self.cache is None:
-            raise RuntimeError("Dropout.backward called before forward")
-        return dropout_backward(dout, self.cache)
+        """``dx = dout * m * scale`` for the last forward input (see :func:`dropout_backward`)."""
+        return dropout_backward(dout, self._cached("cache"))
 
     def __repr__(self) -> str:
         return f"Dropout(rate={self.rate}, mode={self.mode!r}, training={self.training})"

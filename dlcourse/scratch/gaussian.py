@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from dlcourse._checks import as_float_array, as_rng, check_rate
-from dlcourse.scratch.layers import Layer
+from dlcourse.scratch.layers import StochasticLayer, as_upstream_gradient
 
 
 def gaussian_std(rate: float) -> float:
@@ -96,21 +96,19 @@ def gaussian_dropout_backward(dout: np.ndarray, cache: dict[str, Any]) -> np.nda
     Raises:
         ValueError: ``dout`` does not have the forward input's shape.
     """
-    dout = as_float_array(dout, "dout")
-    if dout.shape != tuple(cache["shape"]):
-        raise ValueError(
-            f"dout must have the shape of the forward input {tuple(cache['shape'])}; "
-            f"received dout of shape {dout.shape}"
-        )
+    dout = as_upstream_gradient(dout, cache["shape"])
     return dout if cache["noise"] is None else dout * cache["noise"].astype(dout.dtype, copy=False)
 
 
-class GaussianDropout(Layer):
+class GaussianDropout(StochasticLayer):
     """Gaussian dropout layer (see :func:`gaussian_dropout_forward`).
 
     Args:
         rate: The equivalent drop rate, in ``[0, 1)``.
         rng: Generator or seed for the noise.
+
+    :meth:`freeze` / :meth:`unfreeze` hold the noise fixed (see
+    :class:`~dlcourse.scratch.layers.StochasticLayer`).
     """
 
     def __init__(self, rate: float, *, rng: np.random.Generator | int | None = None) -> None:
@@ -118,28 +116,6 @@ class GaussianDropout(Layer):
         self.rate = check_rate(rate, allow_one=False)
         self.rng = as_rng(rng)
         self.cache: dict[str, Any] | None = None
-        self.frozen = False
-        self._held: np.ndarray | None = None
-
-
-    def freeze(self) -> GaussianDropout:
-        """Hold the noise of the next training forward fixed (for gradient checks).
-
-        Returns:
-            ``self``.
-        """
-        self.frozen = True
-        return self
-
-    def unfreeze(self) -> GaussianDropout:
-        """Draw fresh noise on every training forward again.
-
-        Returns:
-            ``self``.
-        """
-        self.frozen = False
-        self._held = None
-        return self
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Apply the noise and remember it for :meth:`backward`.
@@ -151,28 +127,11 @@ class GaussianDropout(Layer):
             ``x * eps`` in training, ``x`` itself in inference; the shape and
             floating dtype of ``x``.
         """
-        held = self._held if (self.frozen and self.training) else None
         out, self.cache = gaussian_dropout_forward(x, self.rate, training=self.training,
-                                                   rng=self.rng, noise=held)
-        if self.frozen and self.training:
-            self._held = self.cache["noise"]
+                                                   rng=self.rng, noise=self._held_draw(self.training))
+        self._keep_draw(self.cache["noise"], self.training)
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Gradient with respect to the last forward input.
-
-        Args:
-            dout: ``dL/dout``, the shape of the last input.
-
-        Returns:
-            ``dx = dout * eps`` (see :func:`gaussian_dropout_backward`).
-
-        Raises:
-            RuntimeError: Called before :meth:`forward`.
-        """
-        if self.cache is None:
-            raise RuntimeError("GaussianDropout.backward called before forward")
-        return gaussian_dropout_backward(dout, self.cache)
-
-    def __repr__(self) -> str:
-        return f"GaussianDropout(rate={self.rate}, training={self.training})"
+        """``dx = dout * eps`` for the last forward input (see :func:`gaussian_dropout_backward`)."""
+        return gaussian_dropout_backward(dout, self._cached("cache"))

@@ -9,10 +9,12 @@ error of ``f`` divided by ``2h`` swamps the comparison.
 
 Dropout draws a new mask on every forward pass, so the function being
 differentiated would change between evaluations; the checks below hold every
-dropout mask fixed (:meth:`Dropout.freeze <dlcourse.scratch.dropout.Dropout.freeze>`),
-which makes the network an ordinary deterministic function of its inputs and
-weights. The layers and models passed in are never modified: the checks run
-on float64 deep copies.
+dropout mask fixed (:meth:`StochasticLayer.freeze
+<dlcourse.scratch.layers.StochasticLayer.freeze>`), which makes the network an
+ordinary deterministic function of its inputs and weights: a layer already
+frozen keeps its held draw, any other draws afresh for the checked input.
+The layers and models passed in are never modified: the checks run on
+float64 deep copies.
 
 References:
     CS231n, "Gradient checks" (Stanford course notes); Goodfellow, Bengio &
@@ -113,6 +115,10 @@ def _to_float64(obj):
         for name, value in list(layer.params.items()):
             layer.params[name] = value.astype(np.float64)
         if hasattr(layer, "freeze"):
+            if not getattr(layer, "frozen", False):
+                # forget the last draw (it may not fit x): the check's first
+                # forward draws one that fits, held from then on
+                layer.unfreeze()
             layer.freeze()
     return clone
 

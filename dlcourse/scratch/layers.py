@@ -12,6 +12,10 @@ PyTorch's ``nn.Module`` made familiar:
   layers), so an optimiser can update ``params[k]`` with ``grads[k]``;
 * ``train()`` / ``eval()`` set ``training`` (only dropout behaves differently).
 
+The dropout layers (every variant) derive from :class:`StochasticLayer`, which
+adds ``freeze()`` / ``unfreeze()``: hold the random draw fixed, e.g. for a
+gradient check.
+
 References:
     He et al. (2015), "Delving Deep into Rectifiers", ICCV (He initialisation).
     Glorot & Bengio (2010), "Understanding the difficulty of training deep
@@ -26,6 +30,31 @@ import numpy.typing as npt
 from dlcourse._checks import as_float_array, as_rng, check_choice, check_positive_int
 
 INITS = ("he", "glorot")
+
+
+def as_upstream_gradient(dout: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``dout`` as a floating array, checked to have the forward input's ``shape``.
+
+    The backward passes of the masking layers take ``dL/dout`` of the shape of
+    their forward input (their output has that shape).
+
+    Args:
+        dout: Upstream gradient ``dL/dout``.
+        shape: Shape of the forward input.
+
+    Returns:
+        ``dout`` as a floating array (see :func:`dlcourse._checks.as_float_array`).
+
+    Raises:
+        ValueError: ``dout`` does not have shape ``shape``.
+    """
+    dout = as_float_array(dout, "dout")
+    if dout.shape != tuple(shape):
+        raise ValueError(
+            f"dout must have the shape of the forward input {tuple(shape)}; "
+            f"received dout of shape {dout.shape}"
+        )
+    return dout
 
 
 class Layer:
@@ -79,6 +108,9 @@ class Layer:
 
         Returns:
             ``dL/dx``, the shape of the last input.
+
+        Raises:
+            RuntimeError: Called before :meth:`forward`.
         """
         raise NotImplementedError
 
@@ -93,6 +125,72 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+class StochasticLayer(Layer):
+    """Base class of the layers that draw random noise in training (the dropout layers).
+
+    What a training-mode forward pass draws is the layer's *draw*: a keep mask
+    (:class:`~dlcourse.scratch.dropout.Dropout` and its subclasses,
+    :class:`~dlcourse.scratch.alpha.AlphaDropout`,
+    :class:`~dlcourse.scratch.dropconnect.DropConnect`), Gaussian noise
+    (:class:`~dlcourse.scratch.gaussian.GaussianDropout`), block seeds
+    (:class:`~dlcourse.scratch.dropblock.DropBlock2D`) or a pair of masks
+    (:class:`~dlcourse.scratch.recurrent.VariationalRNN`).
+
+    Holding the draw fixed:
+        A gradient check evaluates the network many times with perturbed
+        inputs and must see the *same* function each time, i.e. the same draw.
+        After :meth:`freeze`, every training-mode forward reuses one draw:
+        the draw of the last training-mode forward if there was one (since the
+        layer was created or last unfrozen), otherwise the draw of the next
+        one. Inference passes draw nothing and are not affected.
+        :meth:`unfreeze` forgets the held draw: every training-mode forward
+        draws afresh again. A draw only fits inputs of the shape it was drawn
+        for; a frozen layer given another shape raises ``ValueError``.
+        :func:`dlcourse.scratch.gradcheck.check_layer` and
+        :func:`~dlcourse.scratch.gradcheck.check_model` hold the draws of
+        every such layer of the copy they check.
+
+    Attributes:
+        frozen: ``True`` between :meth:`freeze` and :meth:`unfreeze`.
+
+    Example:
+        >>> from dlcourse.scratch import Dropout
+        >>> layer = Dropout(0.5, rng=0)
+        >>> x = np.ones(8)
+        >>> first = layer(x)
+        >>> bool((layer.freeze()(x) == first).all() and (layer(x) == first).all())
+        True
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frozen = False
+        self._draw = None  # the last training-mode draw, held while frozen
+
+    def freeze(self) -> StochasticLayer:
+        """Hold the draw fixed (the last training-mode draw, else the next); returns ``self``."""
+        self.frozen = True
+        return self
+
+    def unfreeze(self) -> StochasticLayer:
+        """Forget the held draw, draw afresh on every training forward; returns ``self``."""
+        self.frozen = False
+        self._draw = None
+        return self
+
+    def _held_draw(self, training: bool):
+        """The draw a forward must reuse, or ``None`` to draw afresh."""
+        return self._draw if (self.frozen and training) else None
+
+    def _keep_draw(self, draw, training: bool) -> None:
+        """Remember the draw of a training-mode forward (what :meth:`freeze` holds)."""
+        if training:
+            self._draw = draw
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(rate={self.rate}, training={self.training})"
 
 
 class Linear(Layer):

@@ -2,9 +2,10 @@
 
 Keep dropout on at test time, run ``n_samples`` forward passes, and read
 the spread of the predictions as uncertainty (see :mod:`dlcourse.uncertainty`
-for what is returned). Only the dropout layers (the classes in
-:data:`STOCHASTIC_LAYERS`) are switched to training mode; every other layer
-stays in inference mode, and every layer's mode is restored afterwards.
+for what is returned). Only the dropout layers (:data:`STOCHASTIC_LAYERS`,
+every :class:`~dlcourse.scratch.layers.StochasticLayer`) are switched to
+training mode; every other layer stays in inference mode, and every layer's
+mode is restored afterwards.
 
 References:
     Gal & Ghahramani (2016), "Dropout as a Bayesian Approximation:
@@ -18,20 +19,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dlcourse._checks import as_float_array, as_rng, check_choice, check_positive_int
-from dlcourse.scratch.alpha import AlphaDropout
-from dlcourse.scratch.dropblock import DropBlock2D
-from dlcourse.scratch.dropconnect import DropConnect
-from dlcourse.scratch.dropout import Dropout
-from dlcourse.scratch.gaussian import GaussianDropout
-from dlcourse.scratch.recurrent import VariationalRNN
+from dlcourse.scratch.layers import StochasticLayer
 from dlcourse.uncertainty import MCPrediction, softmax, summarize
 
 if TYPE_CHECKING:  # annotations only; any object with the same interface works
     from dlcourse.scratch.model import Sequential
 
-#: Layers kept in training mode during MC prediction (Dropout covers its
-#: subclasses: spatial dropout and DropPath).
-STOCHASTIC_LAYERS = (Dropout, GaussianDropout, AlphaDropout, DropConnect, DropBlock2D, VariationalRNN)
+#: Layers kept in training mode during MC prediction: every dropout layer
+#: (Dropout and its subclasses, GaussianDropout, AlphaDropout, DropConnect,
+#: DropBlock2D, VariationalRNN).
+STOCHASTIC_LAYERS = (StochasticLayer,)
 
 
 def mc_predict(

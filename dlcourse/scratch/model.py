@@ -55,10 +55,7 @@ class Sequential:
         Returns:
             ``self``.
         """
-        self.training = True
-        for layer in self.layers:
-            layer.train()
-        return self
+        return self._set_mode(True)
 
     def eval(self) -> Sequential:
         """Put every layer in inference mode (dropout is the identity).
@@ -66,16 +63,16 @@ class Sequential:
         Returns:
             ``self``.
         """
-        self.training = False
-        for layer in self.layers:
-            layer.eval()
-        return self
+        return self._set_mode(False)
 
-    def _set_mode(self, training: bool) -> None:
-        if training:
-            self.train()
-        else:
-            self.eval()
+    def _set_mode(self, training: bool) -> Sequential:
+        self.training = training
+        for layer in self.layers:
+            if training:
+                layer.train()
+            else:
+                layer.eval()
+        return self
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Run ``x`` through every layer in order, in the current mode.

@@ -38,8 +38,9 @@ import numpy as np
 import numpy.typing as npt
 
 from dlcourse._checks import as_float_array, as_rng, check_positive_int, check_rate
+from dlcourse._scale import inverted_scale
 from dlcourse.scratch.dropout import bernoulli_keep_mask, dropout_forward
-from dlcourse.scratch.layers import Layer
+from dlcourse.scratch.layers import StochasticLayer
 
 
 def time_shared_dropout_forward(
@@ -68,10 +69,6 @@ def time_shared_dropout_forward(
     if x.ndim != 3:
         raise ValueError(f"x must have shape (N, T, D); received x of shape {x.shape}")
     return dropout_forward(x, rate, training=training, rng=rng, noise_shape=(x.shape[0], 1, x.shape[2]))
-
-
-def _scale(rate: float) -> float:
-    return 1.0 / (1.0 - rate) if rate < 1.0 else 0.0
 
 
 def rnn_forward(
@@ -125,8 +122,8 @@ def rnn_forward(
         mx, mh = (np.asarray(m, dtype=bool) for m in masks)
         if mx.shape != (n, d) or mh.shape != (n, hdim):
             raise ValueError(f"masks must have shapes {(n, d)} and {(n, hdim)}; received {mx.shape} and {mh.shape}")
-        fx = (mx * _scale(rate)).astype(dtype)
-        fh = (mh * _scale(recurrent_rate)).astype(dtype)
+        fx = (mx * inverted_scale(rate)).astype(dtype)
+        fh = (mh * inverted_scale(recurrent_rate)).astype(dtype)
     else:
         mx = mh = None
         fx = np.ones((1, d), dtype=dtype)
@@ -171,7 +168,7 @@ def rnn_backward(dh: np.ndarray, cache: dict[str, Any]) -> dict[str, np.ndarray]
     return {"x": dx, "h0": carry, "Wx": dWx, "Wh": dWh, "b": db}
 
 
-class VariationalRNN(Layer):
+class VariationalRNN(StochasticLayer):
     """A tanh RNN layer with variational input and recurrent dropout.
 
     Args:
@@ -186,7 +183,9 @@ class VariationalRNN(Layer):
         params: ``{"Wx": (D, H), "Wh": (H, H), "b": (H,)}``; grads: same keys.
 
     ``forward(x)`` maps ``(N, T, D)`` to all hidden states ``(N, T, H)`` from
-    ``h0 = 0``; ``backward(dh)`` returns ``dx``.
+    ``h0 = 0``; ``backward(dh)`` returns ``dx``. :meth:`freeze` /
+    :meth:`unfreeze` hold both masks fixed (see
+    :class:`~dlcourse.scratch.layers.StochasticLayer`).
     """
 
     def __init__(self, input_size: int, hidden_size: int, *, rate: float = 0.0,
@@ -207,28 +206,6 @@ class VariationalRNN(Layer):
         }
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.cache: dict[str, Any] | None = None
-        self.frozen = False
-        self._held: tuple[np.ndarray, np.ndarray] | None = None
-
-
-    def freeze(self) -> VariationalRNN:
-        """Hold the masks of the next training forward fixed (for gradient checks).
-
-        Returns:
-            ``self``.
-        """
-        self.frozen = True
-        return self
-
-    def unfreeze(self) -> VariationalRNN:
-        """Draw fresh masks on every training forward again.
-
-        Returns:
-            ``self``.
-        """
-        self.frozen = False
-        self._held = None
-        return self
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """All hidden states ``(N, T, H)`` for inputs ``(N, T, D)``.
@@ -241,12 +218,10 @@ class VariationalRNN(Layer):
             input and one recurrent mask per sequence in training.
         """
         p = self.params
-        held = self._held if (self.frozen and self.training) else None
         out, self.cache = rnn_forward(x, None, p["Wx"], p["Wh"], p["b"], rate=self.rate,
-                                      recurrent_rate=self.recurrent_rate,
-                                      training=self.training, rng=self.rng, masks=held)
-        if self.frozen and self.training:
-            self._held = self.cache["masks"]
+                                      recurrent_rate=self.recurrent_rate, training=self.training,
+                                      rng=self.rng, masks=self._held_draw(self.training))
+        self._keep_draw(self.cache["masks"], self.training)
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
