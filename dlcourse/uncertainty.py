@@ -12,6 +12,14 @@ calls :func:`summarize` here. With :math:`\\bar p = \\frac1T\\sum_t p_t`:
   :math:`I = H[\\bar p] - \\frac1T \\sum_t H[p_t]` ``(N,)``: the part of
   the uncertainty due to the weights (epistemic); 0 when every sample agrees.
 
+Where the ``T`` samples agree, the standard deviation and the mutual
+information are exactly 0 (not a round-off residue of 1e-7 in float32):
+the mean is computed as the first sample plus the mean deviation from it,
+which is that sample itself when every deviation is 0, and the mutual
+information is computed in its equivalent form
+:math:`I = \\frac1T \\sum_t \\mathrm{KL}(p_t \\,\\|\\, \\bar p)`, whose
+terms :math:`p_{tc} (\\log p_{tc} - \\log \\bar p_c)` are then exactly 0.
+
 References:
     Gal & Ghahramani (2016), "Dropout as a Bayesian Approximation", ICML,
     arXiv:1506.02142. Houlsby et al. (2011), "Bayesian Active Learning for
@@ -58,8 +66,12 @@ def entropy(probs: np.ndarray, axis: int = -1) -> np.ndarray:
         Technical Journal 27.
     """
     probs = as_float_array(probs, "probs")
-    logs = np.log(np.where(probs > 0, probs, 1.0))
-    return -(probs * logs).sum(axis=axis)
+    return -(probs * _log0(probs)).sum(axis=axis)
+
+
+def _log0(probs: np.ndarray) -> np.ndarray:
+    """``log p`` where ``p > 0``, 0 elsewhere (so that ``p log p`` is 0 at ``p = 0``)."""
+    return np.log(np.where(probs > 0, probs, 1.0))
 
 
 @dataclass(frozen=True)
@@ -98,8 +110,10 @@ def summarize(probs: np.ndarray) -> MCPrediction:
 
     Returns:
         :class:`MCPrediction` with ``mean = p_bar``, ``std``, ``entropy =
-        H[p_bar]`` and ``mutual_information = H[p_bar] - mean_t H[p_t]``
-        (clipped at 0 against round-off).
+        H[p_bar]`` and ``mutual_information = H[p_bar] - mean_t H[p_t]``,
+        computed as ``mean_t KL(p_t || p_bar)`` (clipped at 0 against
+        round-off). Where all samples agree, ``std`` and
+        ``mutual_information`` are exactly 0 (see the module docstring).
 
     Raises:
         ValueError: ``probs`` is not 3-D, has negative entries or rows not summing to 1.
@@ -116,9 +130,14 @@ def summarize(probs: np.ndarray) -> MCPrediction:
     if probs.size and (probs.min() < -tol or not np.allclose(probs.sum(-1), 1.0, atol=tol)):
         raise ValueError("probs must hold probabilities (non-negative, rows summing to 1); "
                          "pass output='logits' if the model returns logits")
-    mean = probs.mean(axis=0)
-    total = entropy(mean)
-    expected = entropy(probs).mean(axis=0)
-    mi = np.maximum(total - expected, 0.0)  # clip round-off below 0
-    return MCPrediction(mean=mean, std=probs.std(axis=0), entropy=total,
-                        mutual_information=mi.astype(total.dtype, copy=False), samples=probs)
+    # first sample + mean deviation: exactly that sample where every sample agrees
+    # (probs.mean(axis=0) sums T copies and divides, off by a rounding error)
+    mean = probs[0] + (probs - probs[:1]).mean(axis=0) if len(probs) else probs.mean(axis=0)
+    deviation = probs - mean
+    std = np.sqrt((deviation * deviation).mean(axis=0))
+    # H[p_bar] - mean_t H[p_t] written as mean_t KL(p_t || p_bar): every term is
+    # exactly 0 where p_t == p_bar, and no two large entropies cancel
+    kl = (probs * (_log0(probs) - _log0(mean))).sum(axis=-1)
+    mi = np.maximum(kl.mean(axis=0), 0.0)  # clip round-off below 0
+    return MCPrediction(mean=mean, std=std, entropy=entropy(mean),
+                        mutual_information=mi.astype(mean.dtype, copy=False), samples=probs)
