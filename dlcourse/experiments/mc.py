@@ -57,20 +57,6 @@ def set_dropout_rng(model, rng: np.random.Generator) -> None:
             layer.rng = rng
 
 
-def mc_probabilities(model, x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Mean softmax output ``(N, C)`` of ``k`` passes with fresh dropout masks."""
-    from dlcourse.scratch import softmax
-
-    set_dropout_rng(model, rng)
-    model.train()
-    total = None
-    for _ in range(k):
-        p = softmax(model.forward(x)).astype(np.float64)
-        total = p if total is None else total + p
-    model.eval()
-    return total / k
-
-
 def mc_error_curve(model, x: np.ndarray, y: np.ndarray, ks: list[int], repeats: int,
                    seed: int) -> np.ndarray:
     """Test error (percent) ``(repeats, len(ks))`` of Monte-Carlo averaging.
