@@ -133,7 +133,9 @@ def bootstrap_code(config: dict) -> str:
 # -- reading the submission ----------------------------------------------------------
 def read_notebook(data: bytes):
     """Parse a submission; return ``(notebook, None)`` or ``(None, reason)``."""
-    import nbformat
+    from dlcourse.grading._nbformat import nbformat
+
+    nbformat = nbformat()
 
     try:
         raw = json.loads(data.decode("utf-8"))
