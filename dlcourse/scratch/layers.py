@@ -146,13 +146,16 @@ class StochasticLayer(Layer):
         layer was created or last unfrozen), otherwise the draw of the next
         one. Inference passes draw nothing and are not affected.
         :meth:`unfreeze` forgets the held draw: every training-mode forward
-        draws afresh again. A draw only fits inputs of the shape it was drawn
-        for; a frozen layer given another shape raises ``ValueError``.
+        draws afresh again. A held draw fits only inputs of the shape it was
+        drawn for (DropConnect's one weight mask per batch fits any batch
+        size); a frozen layer given an input it does not fit raises
+        ``ValueError``.
         :func:`dlcourse.scratch.gradcheck.check_layer` and
         :func:`~dlcourse.scratch.gradcheck.check_model` hold the draws of
         every such layer of the copy they check.
 
     Attributes:
+        rate: The drop rate (every subclass sets it).
         frozen: ``True`` between :meth:`freeze` and :meth:`unfreeze`.
 
     Example:
