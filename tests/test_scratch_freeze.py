@@ -64,7 +64,7 @@ def test_every_dropout_layer_of_the_package_is_a_stochastic_layer_tested_here():
     tested = {type(make()) for make, _, _ in LAYERS.values()}
     assert public <= package
     assert package - {scratch.spatial.SpatialDropout} == tested
-    for name in ("freeze", "unfreeze", "_held_draw", "_keep_draw"):  # defined once
+    for name in ("freeze", "unfreeze", "_held_draw", "_remember_draw"):  # defined once
         assert all(name not in vars(c) for c in package), name
 
 

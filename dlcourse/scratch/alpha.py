@@ -156,7 +156,7 @@ class AlphaDropout(StochasticLayer):
             x, self.rate, training=self.training, rng=self.rng, noise_shape=self.noise_shape,
             mask=self._held_draw(self.training),
         )
-        self._keep_draw(self.cache["mask"], self.training)
+        self._remember_draw(self.cache["mask"], self.training)
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:

@@ -288,7 +288,7 @@ class DropBlock2D(StochasticLayer):
         out, self.cache = dropblock_forward(
             x, self.current_rate, self.block_size, training=self.training,
             rng=self.rng, data_format=self.data_format, seeds=self._held_draw(self.training))
-        self._keep_draw(self.cache["seeds"], self.training)
+        self._remember_draw(self.cache["seeds"], self.training)
         if self.training:
             self.step += 1
         return out

@@ -263,7 +263,7 @@ class DropConnect(StochasticLayer):
         u, lin_cache = dropconnect_forward(x, W, b, self.rate, training=self.training,
                                            rng=self.rng, sampling=self.sampling,
                                            mask=self._held_draw(self.training))
-        self._keep_draw(lin_cache["mask"], self.training)
+        self._remember_draw(lin_cache["mask"], self.training)
         y = ACTIVATIONS[self.activation][0](u)
         self.cache = {"lin": lin_cache, "u": u, "y": y}
         return y

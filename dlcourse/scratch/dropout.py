@@ -379,7 +379,7 @@ class Dropout(StochasticLayer):
             x, self.rate, training=training, rng=self.rng, noise_shape=self.noise_shape,
             mode=self.mode, mask=self._held_draw(training), draw=self.draw,
         )
-        self._keep_draw(self.cache["mask"], training)
+        self._remember_draw(self.cache["mask"], training)
         return out
 
     def __call__(self, x: np.ndarray, *, training: bool | None = None) -> np.ndarray:

@@ -129,7 +129,7 @@ class GaussianDropout(StochasticLayer):
         """
         out, self.cache = gaussian_dropout_forward(x, self.rate, training=self.training,
                                                    rng=self.rng, noise=self._held_draw(self.training))
-        self._keep_draw(self.cache["noise"], self.training)
+        self._remember_draw(self.cache["noise"], self.training)
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:

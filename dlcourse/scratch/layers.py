@@ -187,7 +187,7 @@ class StochasticLayer(Layer):
         """The draw a forward must reuse, or ``None`` to draw afresh."""
         return self._draw if (self.frozen and training) else None
 
-    def _keep_draw(self, draw, training: bool) -> None:
+    def _remember_draw(self, draw, training: bool) -> None:
         """Remember the draw of a training-mode forward (what :meth:`freeze` holds)."""
         if training:
             self._draw = draw

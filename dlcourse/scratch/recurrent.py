@@ -221,7 +221,7 @@ class VariationalRNN(StochasticLayer):
         out, self.cache = rnn_forward(x, None, p["Wx"], p["Wh"], p["b"], rate=self.rate,
                                       recurrent_rate=self.recurrent_rate, training=self.training,
                                       rng=self.rng, masks=self._held_draw(self.training))
-        self._keep_draw(self.cache["masks"], self.training)
+        self._remember_draw(self.cache["masks"], self.training)
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
