@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlcourse.grading.errors import GraderError
+from dlcourse.grading.sandbox import Limits
 
 HERE = Path(__file__).resolve().parent
 LAUNCHER = HERE / "launcher.py"
@@ -39,27 +40,6 @@ MAX_REPLY_CHARS = 64 * 2**20
 #: The largest message frame the grader's sockets accept from a kernel: a larger one is
 #: dropped by ZeroMQ before it reaches the grader's memory (the connection is reset).
 MAX_MESSAGE_BYTES = 256 * 2**20
-
-
-@dataclass
-class Limits:
-    """Limits of one submission.
-
-    Attributes:
-        cell_timeout: Seconds for one notebook cell or one call from a test.
-        notebook_timeout: Seconds for the whole notebook (cells and tests).
-        memory_mb: Memory limit of the kernel process (``RLIMIT_DATA``), MiB.
-        threads: Threads BLAS / OpenMP / PyTorch may use in the kernel.
-        seed: Seed of ``random``, NumPy, PyTorch and TensorFlow.
-        confine: Confine the kernel with Landlock where the OS supports it.
-    """
-
-    cell_timeout: float = 60.0
-    notebook_timeout: float = 600.0
-    memory_mb: int = 4096
-    threads: int = 1
-    seed: int = 0
-    confine: bool = True
 
 
 class KernelDied(Exception):

@@ -49,6 +49,27 @@ SANDBOX_MODES = ("auto", "bwrap", "builtin")
 
 
 @dataclass
+class Limits:
+    """Limits of one submission.
+
+    Attributes:
+        cell_timeout: Seconds for one notebook cell or one call from a test.
+        notebook_timeout: Seconds for the whole notebook (cells and tests).
+        memory_mb: Memory limit of the kernel process (``RLIMIT_DATA``), MiB.
+        threads: Threads BLAS / OpenMP / PyTorch may use in the kernel.
+        seed: Seed of ``random``, NumPy, PyTorch and TensorFlow.
+        confine: Confine the kernel with Landlock where the OS supports it.
+    """
+
+    cell_timeout: float = 60.0
+    notebook_timeout: float = 600.0
+    memory_mb: int = 4096
+    threads: int = 1
+    seed: int = 0
+    confine: bool = True
+
+
+@dataclass
 class Isolation:
     """The sandbox every kernel of a batch gets.
 
