@@ -11,6 +11,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras")
 
+from properties import Z, assert_binomial, assert_dropblock_of_ones  # noqa: E402
+
 from dlcourse.keras import DropBlock2D, DropConnectDense, DropPath  # noqa: E402
 from dlcourse.scratch import (  # noqa: E402
     alpha_dropout_forward,
@@ -24,12 +26,7 @@ from dlcourse.scratch.alpha import ALPHA_PRIME, alpha_dropout_affine  # noqa: E4
 from dlcourse.scratch.dropblock import blocks_from_seeds, dropblock_expected_fraction  # noqa: E402
 
 pytestmark = pytest.mark.keras
-Z = 5.0
 RATES = [0.2, 0.7]
-
-
-def assert_binomial(k: int, n: int, p: float) -> None:
-    assert abs(k - n * p) <= Z * math.sqrt(n * p * (1 - p)) + 1, f"{k}/{n} vs p={p}"
 
 
 def run(layer, x, training=True):
@@ -207,6 +204,28 @@ def test_keras_dropblock(rate, data_format):
     per_map = drop.mean(axis=(2, 3)).ravel()
     expected = dropblock_expected_fraction(rate, bs, hw, hw)
     assert abs(per_map.mean() - expected) <= Z * per_map.std() / math.sqrt(per_map.size)
+
+
+@pytest.fixture
+def mixed_float16():
+    """The global ``mixed_float16`` policy for one test, the previous policy restored after."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def test_keras_dropblock_mixed_float16_past_the_float16_range(mixed_float16):
+    # 2 x 200 x 200 x 4 = 320,000 elements: a float16 count overflows (max 65,504),
+    # which made every output NaN (inf / inf)
+    layer = DropBlock2D(0.3, 5, seed=21)
+    assert layer.compute_dtype == "float16"
+    for _ in range(3):
+        out = run(layer, np.ones((2, 200, 200, 4), np.float16))
+        assert out.dtype == np.float16
+        assert_dropblock_of_ones(out, 0.3, 5, (1, 2), float(np.finfo(np.float16).eps))
 
 
 def test_keras_dropblock_linear_schedule():

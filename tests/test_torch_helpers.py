@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+from properties import Z, assert_binomial, assert_dropblock_of_ones  # noqa: E402
 from torch import nn  # noqa: E402
 
 from dlcourse.scratch import (  # noqa: E402
@@ -38,12 +39,7 @@ from dlcourse.torch import (  # noqa: E402
 )
 
 pytestmark = pytest.mark.torch
-Z = 5.0
 RATES = [0.2, 0.7]
-
-
-def assert_binomial(k: int, n: int, p: float) -> None:
-    assert abs(k - n * p) <= Z * math.sqrt(n * p * (1 - p)) + 1, f"{k}/{n} vs p={p}"
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -198,6 +194,17 @@ def test_torch_dropblock_fraction(rate):
     assert abs(per_map.mean() - expected) <= Z * per_map.std() / math.sqrt(per_map.size)
     kept = out[out != 0]
     assert torch.allclose(kept, torch.full_like(kept, out.numel() / kept.numel()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_torch_dropblock_half_precision_past_the_float16_range(dtype):
+    # 2 x 4 x 200 x 200 = 320,000 elements: a float16 count of the survivors overflows
+    # (max 65,504; torchvision's drop_block2d then returns zeros), a bfloat16 one is rounded
+    layer = DropBlock2d(0.3, 5, generator=gen(21))
+    for _ in range(3):  # a rounded count is off by less than an ulp: three draws to see it
+        out = layer(torch.ones(2, 4, 200, 200, dtype=dtype))
+        assert out.dtype == dtype
+        assert_dropblock_of_ones(out.float().numpy(), 0.3, 5, (2, 3), torch.finfo(dtype).eps)
 
 
 def test_torch_dropblock_schedule_and_eval():

@@ -27,12 +27,12 @@ here and for the built-ins; ``rate == 1`` gives zeros (``DropConnectDense``:
 ``AlphaDropout(1.0)`` are accepted and then fail in ``call`` with a
 ``ZeroDivisionError`` (Keras 3.15): use a rate below 1.
 
+The layers and :func:`mc_predict` give their references in their docstrings.
+
 References:
     Gal & Ghahramani (2016), "A Theoretically Grounded Application of Dropout
-    in Recurrent Neural Networks", NeurIPS, arXiv:1512.05287; "Dropout as a
-    Bayesian Approximation", ICML, arXiv:1506.02142. Wan et al. (2013), ICML
-    (DropConnect). Ghiasi, Lin & Le (2018), NeurIPS (DropBlock). Huang et al.
-    (2016), ECCV (stochastic depth). Srivastava et al. (2014), JMLR 15.
+    in Recurrent Neural Networks", NeurIPS, arXiv:1512.05287 (recurrent dropout).
+    Srivastava et al. (2014), JMLR 15 (Gaussian dropout, section 10).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
 from dlcourse._checks import check_choice, check_positive_int, check_rate  # noqa: E402
+from dlcourse._scale import inverted_scale  # noqa: E402
 from dlcourse.scratch.dropblock import dropblock_gamma  # noqa: E402
 
 
@@ -70,10 +71,9 @@ class DropConnectDense(keras.layers.Layer):
         if not training and self.inference == "gaussian" and self.rate > 0:
             return self._gaussian_inference(inputs)
         if training and self.rate > 0:
-            keep = 1.0 - self.rate
             u = keras.random.uniform(ops.shape(kernel), seed=self.seed_generator)
             mask = ops.cast(ops.greater_equal(u, self.rate), kernel.dtype)
-            kernel = kernel * mask * (1.0 / keep if keep > 0 else 0.0)
+            kernel = kernel * mask * inverted_scale(self.rate)
         out = ops.matmul(inputs, kernel)
         if self.bias is not None:
             out = out + self.bias
@@ -105,7 +105,9 @@ class DropBlock2D(keras.layers.Layer):
 
     Seeds ``Bernoulli(gamma)`` where a whole ``block_size`` block fits, each
     seed drops its block, survivors scaled by ``count / count_kept`` over the
-    whole batch. ``gamma`` and the tolerance on the fraction dropped are in
+    whole batch (counted and divided in float32 or wider, also under
+    ``mixed_float16``, where a float16 count would overflow past 65,504
+    elements). ``gamma`` and the tolerance on the fraction dropped are in
     :mod:`dlcourse.scratch.dropblock`.
 
     Args:
@@ -175,10 +177,12 @@ class DropBlock2D(keras.layers.Layer):
         drop = ops.max_pool(ops.pad(seeds, pad), bs, strides=1, padding="valid",
                             data_format=self.data_format)
         keep = 1.0 - drop
-        kept = ops.sum(keep)
-        total = ops.cast(ops.size(keep), inputs.dtype)
+        # count and scale in float32 or wider: a float16 count (mixed_float16) overflows past 65,504
+        wide = keras.backend.result_type(keep.dtype, "float32")
+        kept = ops.sum(ops.cast(keep, wide))
+        total = ops.cast(ops.size(keep), wide)
         scale = ops.where(kept > 0, total / ops.maximum(kept, 1.0), 0.0)
-        return inputs * keep * scale
+        return inputs * keep * ops.cast(scale, inputs.dtype)
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "block_size": self.block_size,

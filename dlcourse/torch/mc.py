@@ -6,18 +6,15 @@ import contextlib
 import itertools
 from collections.abc import Iterator
 
-import numpy as np
 import torch
 from torch import nn
 
 from dlcourse._checks import check_choice, check_positive_int
-from dlcourse.torch.variants import (
-    DropBlock2d,
-    DropConnectLinear,
-    DropPath,
-    GaussianDropout,
-    VariationalRNN,
-)
+from dlcourse.torch.dropblock import DropBlock2d
+from dlcourse.torch.dropconnect import DropConnectLinear
+from dlcourse.torch.droppath import DropPath
+from dlcourse.torch.gaussian import GaussianDropout
+from dlcourse.torch.recurrent import VariationalRNN
 from dlcourse.uncertainty import MCPrediction, summarize
 
 #: Modules switched to training mode for MC prediction. ``_DropoutNd`` covers
@@ -154,4 +151,4 @@ def mc_predict(model: nn.Module, x: torch.Tensor, n_samples: int = 50, *, seed: 
                 m.generator = gen
             if step is not None:
                 m.step = step  # MC passes are not training steps of a schedule
-    return summarize(np.stack([s.cpu().numpy() for s in samples]))
+    return summarize(torch.stack(samples).cpu().numpy())  # one copy to the host, at the end
