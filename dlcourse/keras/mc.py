@@ -49,13 +49,11 @@ def mc_predict(model, x, n_samples: int = 50, *, seed: int | None = None,
             softmax) or ``"logits"`` (a softmax is applied).
 
     Returns:
-        :class:`dlcourse.uncertainty.MCPrediction` (NumPy arrays): ``mean`` and
-        ``std`` ``(N, C)``, ``entropy`` and ``mutual_information`` ``(N,)``,
-        ``samples`` ``(T, N, C)``.
+        :class:`dlcourse.uncertainty.MCPrediction` of the samples ``(T, N, C)``
+        (NumPy arrays; the fields and their shapes are in its docstring).
 
     References:
-        Gal & Ghahramani (2016), "Dropout as a Bayesian Approximation:
-        Representing Model Uncertainty in Deep Learning", ICML, arXiv:1506.02142.
+        Gal & Ghahramani (2016), arXiv:1506.02142 (the full entry in :mod:`dlcourse.uncertainty`).
     """
     n_samples = check_positive_int(n_samples, "n_samples")
     output = check_choice(output, "output", ("logits", "probs"))

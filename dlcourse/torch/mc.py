@@ -110,15 +110,13 @@ def mc_predict(model: nn.Module, x: torch.Tensor, n_samples: int = 50, *, seed: 
         output: ``"logits"`` (softmax applied) or ``"probs"``.
 
     Returns:
-        :class:`dlcourse.uncertainty.MCPrediction` (NumPy arrays): ``mean`` and
-        ``std`` ``(N, C)``, ``entropy`` and ``mutual_information`` ``(N,)``,
-        ``samples`` ``(T, N, C)``.
+        :class:`dlcourse.uncertainty.MCPrediction` of the samples ``(T, N, C)``
+        (NumPy arrays; the fields and their shapes are in its docstring).
 
     References:
-        Gal & Ghahramani (2016a), "Dropout as a Bayesian Approximation:
-        Representing Model Uncertainty in Deep Learning", ICML, arXiv:1506.02142.
-        Gal & Ghahramani (2016b), "A Theoretically Grounded Application of
-        Dropout in Recurrent Neural Networks", NeurIPS, arXiv:1512.05287.
+        Gal & Ghahramani (2016a), arXiv:1506.02142 (the full entry in
+        :mod:`dlcourse.uncertainty`); (2016b), arXiv:1512.05287 (in
+        :func:`dlcourse.torch.variational_rnn`).
     """
     n_samples = check_positive_int(n_samples, "n_samples")
     output = check_choice(output, "output", ("logits", "probs"))
