@@ -6,11 +6,14 @@ Grades one notebook, then a class of ``--students`` copies of
 ``solutions/01_dropout_from_scratch.ipynb`` with ``--jobs`` parallel
 submissions, and reports seconds per notebook (wall clock). Beside it, the
 same notebooks go through ``otter run`` (otter-grader, installed only in
-``benchmarks/.venv-otter``, never in ``.venv``) with OK-format tests that
-check the same properties as ``tests/hidden/01_dropout_from_scratch`` (in
-otter's way: inside the student's kernel), ``--jobs`` runs at a time.
-``otter run`` grades one submission per call (``otter grade`` needs Docker),
-so the class is graded by calling it once per notebook.
+``benchmarks/.venv-otter``, never in ``.venv``), ``--jobs`` runs at a time,
+with **the same checks**: one OK-format test per hidden test of
+``tests/hidden/01_dropout_from_scratch`` (same names, same points), whose body
+runs that very hidden test inside the student's kernel, in otter's way,
+through ``benchmarks/otter_adapter/hidden_in_kernel.py`` (the in-process
+stand-in for dlcourse's submission proxy that the mutation suites use, with
+the same codec round trip). ``otter run`` grades one submission per call (``otter grade`` needs
+Docker), so the class is graded by calling it once per notebook.
 
 Set up otter first (from the repo root):
 
@@ -23,6 +26,7 @@ If that environment is missing, the otter column is reported as not run.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import platform
@@ -38,94 +42,26 @@ ROOT = Path(__file__).resolve().parent.parent
 EXERCISE = "01_dropout_from_scratch"
 OTTER_VENV = ROOT / "benchmarks" / ".venv-otter"
 
-# The properties of tests/hidden/01_dropout_from_scratch, as otter tests: each body
-# runs in the student's namespace and must leave `ok` true. Points as in the hidden tests.
-OTTER_TESTS = {
-    "rate_is_drop_probability": (1, """
-x = np.ones(40_000)
-ok = True
-for rate in (0.2, 0.7):
-    out, _ = dropout_forward(x, rate, training=True, rng=11)
-    ok = ok and abs(np.mean(out == 0) - rate) <= 5 * (rate * (1 - rate) / x.size) ** 0.5
-"""),
-    "survivors_scaled": (1, """
-x = np.random.default_rng(5).uniform(1.0, 2.0, size=(200, 50))
-ok = True
-for rate in (0.2, 0.7):
-    out, _ = dropout_forward(x, rate, training=True, rng=12)
-    kept = out != 0
-    ok = ok and kept.any() and np.allclose(out[kept] / x[kept], 1 / (1 - rate), rtol=1e-5)
-"""),
-    "eval_identity": (1, """
-x = np.random.default_rng(6).normal(size=(64, 32))
-ok = all(np.array_equal(dropout_forward(x, r, training=False, rng=13)[0], x) for r in (0.3, 0.8))
-"""),
-    "rate_zero_one": (1, """
-x = np.random.default_rng(7).normal(size=(20, 30))
-ok = np.array_equal(dropout_forward(x, 0.0, training=True, rng=14)[0], x)
-ok = ok and np.all(dropout_forward(x, 1.0, training=True, rng=15)[0] == 0)
-"""),
-    "invalid_rate": (1, """
-ok = True
-for rate in (1.5, -0.1):
-    try:
-        dropout_forward(np.ones(4), rate)
-        ok = False
-    except ValueError:
-        pass
-"""),
-    "float32": (1, """
-x = np.random.default_rng(8).normal(size=(50, 20)).astype(np.float32)
-ok = all(dropout_forward(x, 0.4, training=t, rng=16)[0].dtype == np.float32 for t in (True, False))
-out, cache = dropout_forward(x, 0.4, training=True, rng=17)
-ok = ok and dropout_backward(np.ones_like(x), cache).dtype == np.float32
-"""),
-    "input_not_modified": (1, """
-x = np.random.default_rng(9).uniform(1.0, 2.0, size=(40, 40))
-copy = x.copy()
-dropout_forward(x, 0.5, training=True, rng=18)
-ok = np.array_equal(x, copy)
-"""),
-    "backward_mask": (2, """
-x = np.random.default_rng(10).uniform(1.0, 2.0, size=(100, 40))
-dout = np.random.default_rng(11).uniform(1.0, 2.0, size=x.shape)
-ok = True
-for rate in (0.25, 0.6):
-    out, cache = dropout_forward(x, rate, training=True, rng=19)
-    dx = dropout_backward(dout, cache)
-    dropped = out == 0
-    ok = ok and np.all(dx[dropped] == 0)
-    ok = ok and np.allclose(dx[~dropped], dout[~dropped] / (1 - rate), rtol=1e-5)
-"""),
-    "layer_modes": (1, """
-layer = Dropout(0.5, rng=20)
-x = np.random.default_rng(12).uniform(1.0, 2.0, size=(60, 60))
-ok = layer.training is True and np.any(layer.forward(x) == 0)
-layer.eval()
-ok = ok and layer.training is False and np.array_equal(layer.forward(x), x)
-layer.train()
-ok = ok and layer.training is True and np.any(layer.forward(x) == 0)
-"""),
-    "layer_backward": (1, """
-layer = Dropout(0.5, rng=21)
-x = np.random.default_rng(13).uniform(1.0, 2.0, size=(50, 50))
-out = layer.forward(x)
-dx = layer.backward(np.ones_like(x))
-ok = np.array_equal(dx == 0, out == 0)
-"""),
-    "fresh_masks": (1, """
-layer = Dropout(0.5, rng=22)
-x = np.ones((40, 40))
-ok = not np.array_equal(layer.forward(x) == 0, layer.forward(x) == 0)
-"""),
-}
+HIDDEN = ROOT / "tests" / "hidden" / EXERCISE
+ADAPTER = ROOT / "benchmarks" / "otter_adapter"
 
 
-def _ok_test(name: str, points: int, body: str) -> str:
-    lines = ["def _check():", "    import numpy as np", *("    " + ln for ln in
-                                                           body.strip().splitlines()),
-             "    return bool(ok)"]
-    code = ">>> " + "\n... ".join(lines) + "\n>>> _check()\nTrue\n"
+def hidden_tests() -> list[tuple[str, int]]:
+    """(name, points) of every hidden test of the exercise, read from its source."""
+    found = []
+    for path in sorted(HIDDEN.glob("test_*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                pts = [d.args[0].value for d in node.decorator_list
+                       if isinstance(d, ast.Call) and getattr(d.func, "id", "") == "points"]
+                found.append((node.name, pts[0] if pts else 1))
+    return found
+
+
+def _ok_test(name: str, points: int) -> str:
+    """An OK-format test that runs the hidden test ``name`` in the student's namespace."""
+    code = (">>> from hidden_in_kernel import run_hidden\n"
+            f">>> run_hidden(globals(), {name!r})\nTrue\n")
     test = {"name": name, "points": points, "suites": [{
         "cases": [{"code": code, "hidden": False, "locked": False}],
         "scored": True, "setup": "", "teardown": "", "type": "doctest"}]}
@@ -172,10 +108,12 @@ def bench_otter(notebooks: list[Path], jobs: int, work: Path) -> dict:
         return {"skipped": f"{otter} not installed"}
     tests = work / "otter" / "tests"
     tests.mkdir(parents=True)
-    for name, (points, body) in OTTER_TESTS.items():
-        (tests / f"{name}.py").write_text(_ok_test(name, points, body))
+    for name, points in hidden_tests():
+        (tests / f"{name}.py").write_text(_ok_test(name, points))
     (work / "otter" / "requirements.txt").write_text("")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))  # the notebook imports dlcourse
+    # the notebook imports dlcourse; the tests import the adapter and read the hidden tests
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(map(str, (ROOT, ROOT / "tests", ADAPTER))),
+               DLCOURSE_BENCH_EXERCISE=EXERCISE)
     gen = _run([str(otter), "generate", "-t", "tests", "-r", "requirements.txt",
                 "-o", str(work / "otter" / "autograder.zip")], cwd=work / "otter", env=env)
     zipped = work / "otter" / "autograder.zip"
