@@ -33,7 +33,7 @@ from dlcourse.scratch.gradcheck import (
     numerical_gradient,
     relative_error,
 )
-from dlcourse.scratch.layers import Layer, Linear, ReLU, Sigmoid, Tanh
+from dlcourse.scratch.layers import Layer, Linear, ReLU, Sigmoid, StochasticLayer, Tanh
 from dlcourse.scratch.losses import SoftmaxCrossEntropy, softmax
 from dlcourse.scratch.mc import mc_predict
 from dlcourse.scratch.model import Sequential, mlp
@@ -80,6 +80,7 @@ __all__ = [
     "Dropout",
     "History",
     "Layer",
+    "StochasticLayer",
     "Linear",
     "ReLU",
     "Sequential",
