@@ -21,11 +21,12 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from dlcourse.cli import main as cli_main
 from dlcourse.grading import SubmissionDied, SubmissionError, codec, points, visibility
-from dlcourse.grading.assign import MarkupError, answer_cell_ids, student_notebook
-from dlcourse.grading.batch import write_csv
+from dlcourse.grading.assign import MarkupError, student_notebook
+from dlcourse.grading.exercise import answer_cell_ids
 from dlcourse.grading.kernel import LAUNCHER, ExecResult
 from dlcourse.grading.proxy import Submission
 from dlcourse.grading.public import check
+from dlcourse.grading.report import write_csv
 
 FIXTURES = Path(__file__).resolve().parent / "grading_fixtures"
 COURSE = FIXTURES / "course"
@@ -643,7 +644,8 @@ def _isolation(tool):
 def test_bubblewrap_sandbox_keeps_every_promise(tmp_path):
     """The grader's /proc/PID/environ, renice, signal, raw/packet sockets, UDP to the
     grader's machine, a setsid daemon: all fail in bubblewrap."""
-    from dlcourse.grading.sandbox import probe_sandbox, promises
+    from dlcourse.grading.probe import probe_sandbox
+    from dlcourse.grading.sandbox import promises
 
     iso = _isolation("bwrap")
     problem = probe_sandbox(iso)
@@ -701,7 +703,7 @@ def test_kernel_that_imports_another_dlcourse_fails_its_bootstrap(tmp_path):
     is a GraderError (the worker reports it as a grader error, exit status 1)."""
     from dlcourse.grading.errors import GraderError
     from dlcourse.grading.kernel import Limits, SandboxKernel
-    from dlcourse.grading.runner import bootstrap_code
+    from dlcourse.grading.worker import bootstrap_code
 
     notebook = FIXTURES / "submissions" / "full.ipynb"
     kernel = SandboxKernel(notebook, Limits(memory_mb=1024), unprivileged=False)
@@ -780,7 +782,8 @@ def test_proxy_cuts_huge_names_and_refuses_huge_replies():
 
 
 def test_csv_with_huge_or_broken_fields_is_rebuilt_not_fatal(tmp_path):
-    from dlcourse.grading.batch import read_csv, write_json
+    from dlcourse.grading.report import read_csv
+    from dlcourse.grading.results import write_json
 
     path = tmp_path / "grades.csv"
     write_csv(path, {"alice": _result(2.0)})
@@ -800,7 +803,8 @@ def test_csv_with_huge_or_broken_fields_is_rebuilt_not_fatal(tmp_path):
 
 
 def test_notebooks_without_cell_ids_are_matched_by_their_answer_tags():
-    from dlcourse.grading.runner import Exercise, missing_answer_cells, read_notebook
+    from dlcourse.grading.exercise import Exercise
+    from dlcourse.grading.worker import missing_answer_cells, read_notebook
 
     exercise = Exercise.find("fixture_ex", COURSE)
     data = (FIXTURES / "submissions" / "nbformat42.ipynb").read_bytes()

@@ -499,8 +499,8 @@ def test_hung_worker_is_stopped_and_reports_every_test_with_its_points(tmp_path)
     import uuid
 
     from dlcourse.grading.batch import Batch
+    from dlcourse.grading.exercise import Exercise
     from dlcourse.grading.kernel import Limits
-    from dlcourse.grading.runner import Exercise
 
     course = _course_copy(tmp_path)
     (course / "tests/hidden/fixture_ex/test_zz_hang.py").write_text(HANG_TESTS)
@@ -603,8 +603,8 @@ def test_a_sandbox_built_for_another_dlcourse_is_a_grader_error(tmp_path):
     test_kernel_that_imports_another_dlcourse_fails_its_bootstrap)."""
     from dlcourse.grading.batch import Batch
     from dlcourse.grading.errors import GraderError
+    from dlcourse.grading.exercise import Exercise
     from dlcourse.grading.kernel import Limits
-    from dlcourse.grading.runner import Exercise
     from dlcourse.grading.sandbox import Isolation
 
     elsewhere = tmp_path / "dlcourse"

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import nbformat
 
+from dlcourse.grading.exercise import ANSWER as ANSWER  # the tag scaffold writes
+
 STUB_MESSAGE = "Write your answer here."
 CODE_BEGIN = "# BEGIN SOLUTION"
 CODE_END = "# END SOLUTION"
 MD_BEGIN = "<!-- BEGIN SOLUTION -->"
 MD_END = "<!-- END SOLUTION -->"
 SOLUTION_ONLY = "solution-only"
-ANSWER = "answer"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 _VOLATILE_METADATA = ("execution", "collapsed", "scrolled", "ExecuteTime")
 
@@ -91,15 +92,6 @@ def student_notebook(solution: nbformat.NotebookNode, name: str = "notebook"):
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nb.metadata.pop("widgets", None)
     return nb
-
-
-def answer_cell_ids(nb: nbformat.NotebookNode) -> list[str]:
-    """Ids of the cells tagged ``answer``, in order."""
-    return [
-        cell.get("id", f"#{i}")
-        for i, cell in enumerate(nb.cells)
-        if ANSWER in cell.get("metadata", {}).get("tags", [])
-    ]
 
 
 def render(nb: nbformat.NotebookNode) -> str:

@@ -4,7 +4,7 @@ Before any notebook runs, the hidden tests are collected (in a separate
 process) so the grader knows every test and its points: a submission whose
 grading breaks off still lists every test, with its max_score and, for what it
 did not earn, 0 and the reason. Every submission is then graded by its own
-worker process (``python -m dlcourse.grading.runner``) that starts the
+worker process (``python -I -m dlcourse.grading.worker``) that starts the
 student's sandboxed kernel; ``--jobs`` workers run at once. A worker that
 crashes or hangs costs only its own submission (recorded as a failure with its
 partial results).
@@ -38,46 +38,43 @@ Submissions that are not graded
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import json
 import os
 import stat
-import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict
 from pathlib import Path
 
-from dlcourse.grading.bounds import MAX_CSV_FIELD, clip
 from dlcourse.grading.errors import GraderError
-from dlcourse.grading.kernel import Limits
-from dlcourse.grading.runner import DEFAULTS, WORKER_MEMORY_MB, Exercise, complete_tests
-from dlcourse.grading.sandbox import Isolation, neutral_folder, report
+from dlcourse.grading.exercise import Exercise
+from dlcourse.grading.report import (
+    CSV_FILE,
+    CSV_UNREADABLE,
+    MalformedCsv,
+    read_csv,
+    summary,
+    write_csv,
+)
+from dlcourse.grading.results import Job, Outcome, results_json, write_json
+from dlcourse.grading.sandbox import WORKER_MEMORY_MB, Isolation, Limits, neutral_folder, report
 
-CSV_FIXED = ["student", "exercise", "notebook", "score", "max_score", "percent", "status",
-             "notes", "notebook_sha256", "hidden_tests_sha256"]
 #: Remembers, in the results folder, the exercise and the submissions root.
 STATE_FILE = "batch.json"
-CSV_FILE = "grades.csv"
-#: Where an unreadable grades.csv is moved before it is rebuilt from the results.json files.
-CSV_UNREADABLE = "grades.csv.unreadable"
 #: The grader's own names in the results folder: never a student id.
 RESERVED = {CSV_FILE, STATE_FILE, CSV_FILE + ".tmp", CSV_UNREADABLE}
 #: A larger submission is refused without being read.
 MAX_NOTEBOOK_BYTES = 64 * 2**20
 _MAX_ID_BYTES = 100
+#: The module a worker runs (:mod:`dlcourse.grading.worker`), started by name: the batch
+#: never imports it.
+WORKER_MODULE = "dlcourse.grading.worker"
 #: Workers run isolated (-I: no current folder, PYTHONPATH or user site on sys.path), from
 #: a neutral folder: they import the same dlcourse as the kernels, whatever folder
 #: ``dlcourse grade`` was started from.
 WORKER_FLAGS = ("-I",)
-
-
-class MalformedCsv(ValueError):
-    """An earlier grades.csv that cannot be read."""
 
 
 def find_submissions(paths: list[Path]) -> list[Path]:
@@ -207,41 +204,6 @@ def check_out_folder(out: Path, exercise: str) -> None:
                           f"{exercise} into another --out folder")
 
 
-def failure_result(exercise: Exercise, notebook: Path, tests: list[dict], reason: str,
-                   all_tests: list[dict] | None = None, *,
-                   hidden_sha256: str | None = None, status: str = "grading failed") -> dict:
-    """Results of a submission whose grading broke off: what finished, the rest at zero.
-
-    ``all_tests`` is the exercise's full list of tests (collected before
-    grading): every one of them is reported, with its max_score. With
-    ``status="refused"`` the submission was not read at all (see :func:`admit`).
-    """
-    from dlcourse.grading.runner import complete_tests, package_versions
-
-    tests = complete_tests(tests, all_tests, reason)
-    notebook_sha256 = ""
-    if status != "refused":
-        with contextlib.suppress(OSError):
-            notebook_sha256 = hashlib.sha256(Path(notebook).read_bytes()).hexdigest()
-    return {
-        "score": sum(t["score"] for t in tests),
-        "max_score": sum(t["max_score"] for t in tests),
-        "output": f"Grading stopped: {reason}" if status != "refused" else reason,
-        "visibility": "visible",
-        "stdout_visibility": "hidden",
-        "tests": tests,
-        "extra_data": {
-            "exercise": exercise.name,
-            "status": status,
-            "notes": [reason],
-            "notebook": Path(notebook).name,
-            "notebook_sha256": notebook_sha256,
-            "hidden_tests_sha256": hidden_sha256 or exercise.bundle_sha256(),
-            "versions": package_versions(),
-        },
-    }
-
-
 class Batch:
     """Grades submissions with ``jobs`` worker processes.
 
@@ -272,78 +234,48 @@ class Batch:
         if not self.all_tests and not self.collect_errors:
             raise GraderError(f"no hidden tests found in {exercise.hidden_dir}")
 
+    # -- workers ----------------------------------------------------------------------
     def _job(self, notebook: Path | None = None) -> str:
-        return json.dumps({
-            "exercise": self.exercise.name,
-            "hidden_dir": str(self.exercise.hidden_dir),
-            "student_notebook": str(self.exercise.student_notebook),
-            "config": self.exercise.config,
-            "hidden_sha256": self.hidden_sha256,
-            "limits": asdict(self.limits),
-            "unprivileged": self.unprivileged,
-            "isolation": self.isolation.to_json(),
-            "worker_memory_mb": self.worker_memory_mb,
-            "notebook": None if notebook is None else str(notebook),
-            "all_tests": self.all_tests,
-        })
+        return Job(self.exercise, self.hidden_sha256, self.limits, self.isolation,
+                   self.worker_memory_mb, None if notebook is None else str(notebook),
+                   self.all_tests).to_json()
 
-    def _env(self) -> dict[str, str]:
+    def _worker(self, *args: str, **popen) -> subprocess.Popen:
+        """Start a worker process (isolated, from a neutral folder, without PYTHONPATH)."""
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        return env
+        return subprocess.Popen([sys.executable, *WORKER_FLAGS, "-m", WORKER_MODULE, *args],
+                                text=True, env=env, cwd=neutral_folder(), **popen)
 
     def _collect(self) -> tuple[list[dict], list[str]]:
-        """Collect the hidden tests in a separate process: ``(tests, errors)``."""
+        """Collect the hidden tests in a worker process: ``(tests, errors)``."""
+        proc = self._worker("--collect", "-", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
         try:
-            proc = subprocess.run(
-                [sys.executable, *WORKER_FLAGS, "-m", "dlcourse.grading.runner", "--collect", "-"],
-                input=self._job(), capture_output=True, text=True, env=self._env(),
-                timeout=600, cwd=neutral_folder())
+            stdout, stderr = proc.communicate(self._job(), timeout=600)
         except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
             return [], ["collecting the hidden tests took more than 600 s"]
-        for line in proc.stdout.splitlines():
-            with contextlib.suppress(json.JSONDecodeError):
-                event = json.loads(line)
-                if event.get("event") == "collected":
-                    return event["tests"], event["errors"]
-                if event.get("event") == "grader_error":
-                    raise GraderError(event["message"])
-        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        outcome = Outcome()
+        for line in stdout.splitlines():
+            outcome.read(line)
+        if outcome.error is not None:
+            raise GraderError(outcome.error)
+        if outcome.collected is not None:
+            return outcome.collected
+        tail = "\n".join(stderr.strip().splitlines()[-5:])
         return [], [f"collecting the hidden tests stopped (exit status {proc.returncode}): {tail}"]
 
-    def _failure(self, notebook: Path, tests: list[dict], reason: str, **kwargs) -> dict:
-        return failure_result(self.exercise, notebook, tests, reason, self.all_tests,
-                              hidden_sha256=self.hidden_sha256, **kwargs)
-
-    def _folder(self, student: str) -> Path:
-        folder = self.out / student
-        if student in ("", ".", "..") or "/" in student or folder.parent != self.out:
-            raise GraderError(f"unsafe student id {student!r}")  # safe_student_id prevents it
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-
-    def refuse(self, notebook: Path, student: str, reason: str) -> dict:
-        """The row of a submission that is not graded (:func:`admit`)."""
-        result = self._failure(notebook, [], reason, status="refused")
-        result["extra_data"]["student"] = student
-        write_json(self._folder(student) / "results.json", result)
-        return result
-
-    def grade_one(self, notebook: Path, student: str, note: str | None = None) -> dict:
-        """Grade one submission in a worker; always returns a results dict."""
-        folder = self._folder(student)
-        log = folder / "grader.log"
-        tests: list[dict] = []
-        result = None
-        error = None
-        kernel = None
+    def _run_worker(self, notebook: Path, log: Path) -> tuple[Outcome, str | None]:
+        """Grade ``notebook`` in a worker whose stderr goes to ``log``; return what it
+        reported and, when it did not finish, the reason (None when it did)."""
+        outcome = Outcome()
         hung = threading.Event()
         limit = self.limits.notebook_timeout + self.worker_slack
         with open(log, "w") as log_handle:
-            proc = subprocess.Popen(
-                [sys.executable, *WORKER_FLAGS, "-m", "dlcourse.grading.runner", "-"],
-                stdout=subprocess.PIPE, stderr=log_handle, stdin=subprocess.PIPE,
-                text=True, env=self._env(), start_new_session=True, cwd=neutral_folder())
+            proc = self._worker("-", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=log_handle, start_new_session=True)
 
             def stop():
                 hung.set()
@@ -356,18 +288,7 @@ class Batch:
                     proc.stdin.write(self._job(notebook))
                     proc.stdin.close()
                 for line in proc.stdout:
-                    try:
-                        event = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue
-                    if event.get("event") == "kernel":
-                        kernel = event
-                    elif event.get("event") == "test":
-                        tests.append(event["test"])
-                    elif event.get("event") == "done":
-                        result = event["result"]
-                    elif event.get("event") == "grader_error":
-                        error = event["message"]
+                    outcome.read(line)
                 # Wait without reaping, so that the pid still names this worker's group.
                 with contextlib.suppress(ChildProcessError):
                     os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
@@ -377,41 +298,72 @@ class Batch:
                     with contextlib.suppress(OSError):
                         os.killpg(proc.pid, 9)
                 proc.wait()
-        if result is None and error is None and kernel is not None:
-            _remove_kernel(kernel)
-        if error is not None:
-            reason = f"grader error (not your fault): {error}"
-        elif result is None and hung.is_set():
-            reason = (f"grader error (not your fault): the grader's worker ran past {limit:g} s "
-                      f"and was stopped; see {log}")
-        elif result is None:
-            reason = (f"grader error (not your fault): the grader's worker stopped "
-                      f"(exit status {proc.returncode}); see {log}")
-        if error is not None or result is None:
-            with self._lock:
-                self.grader_errors.append(f"{student}: {reason}")
-            result = self._failure(notebook, tests, reason)
-        else:
-            # The parent has the last word: every collected test is in the results.
-            result["tests"] = complete_tests(result.get("tests", []), self.all_tests,
-                                             "this test did not run")
-            result["score"] = sum(t["score"] for t in result["tests"])
-            result["max_score"] = sum(t["max_score"] for t in result["tests"])
+        if outcome.error is not None:
+            return outcome, f"grader error (not your fault): {outcome.error}"
+        if outcome.result is not None:
+            return outcome, None
+        if outcome.kernel is not None:
+            _remove_kernel(outcome.kernel)
+        if hung.is_set():
+            return outcome, (f"grader error (not your fault): the grader's worker ran past "
+                             f"{limit:g} s and was stopped; see {log}")
+        return outcome, (f"grader error (not your fault): the grader's worker stopped "
+                         f"(exit status {proc.returncode}); see {log}")
+
+    # -- results ----------------------------------------------------------------------
+    def failure(self, notebook: Path, tests: list[dict], reason: str, *,
+                status: str = "grading failed") -> dict:
+        """Results of a submission whose grading broke off: what finished, the rest at zero.
+
+        Every test of :attr:`all_tests` is reported, with its max_score. With
+        ``status="refused"`` the submission was not read at all (see :func:`admit`).
+        """
+        notebook_sha256 = ""
+        if status != "refused":
+            with contextlib.suppress(OSError):
+                notebook_sha256 = hashlib.sha256(Path(notebook).read_bytes()).hexdigest()
+        return results_json(
+            self.exercise.name, tests, all_tests=self.all_tests, reason=reason, status=status,
+            notes=[reason], output=f"Grading stopped: {reason}" if status != "refused" else reason,
+            notebook=Path(notebook).name, notebook_sha256=notebook_sha256,
+            hidden_sha256=self.hidden_sha256)
+
+    def _folder(self, student: str) -> Path:
+        folder = self.out / student
+        if student in ("", ".", "..") or "/" in student or folder.parent != self.out:
+            raise GraderError(f"unsafe student id {student!r}")  # safe_student_id prevents it
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _write(self, student: str, result: dict, note: str | None = None) -> dict:
+        """Record the student id (and ``note``) in ``result``; write its results.json."""
         extra = result.setdefault("extra_data", {})
         extra["student"] = student
         if note:
             extra.setdefault("notes", []).insert(0, note)
-        write_json(folder / "results.json", result)
+        write_json(self._folder(student) / "results.json", result)
         return result
+
+    def refuse(self, notebook: Path, student: str, reason: str) -> dict:
+        """The row of a submission that is not graded (:func:`admit`)."""
+        return self._write(student, self.failure(notebook, [], reason, status="refused"))
+
+    def grade_one(self, notebook: Path, student: str, note: str | None = None) -> dict:
+        """Grade one submission in a worker; always returns a results dict."""
+        outcome, reason = self._run_worker(notebook, self._folder(student) / "grader.log")
+        result = outcome.result
+        if reason is not None:
+            with self._lock:
+                self.grader_errors.append(f"{student}: {reason}")
+            result = self.failure(notebook, outcome.tests, reason)
+        return self._write(student, result, note)
 
     def _not_collected(self, notebook: Path, student: str) -> dict:
         reason = ("grader error (not your fault): the hidden tests could not be collected: "
                   + "; ".join(self.collect_errors))
-        result = self._failure(notebook, [], reason)
-        result["extra_data"]["student"] = student
-        write_json(self._folder(student) / "results.json", result)
-        return result
+        return self._write(student, self.failure(notebook, [], reason))
 
+    # -- the batch --------------------------------------------------------------------
     def run(self, notebooks: list[Path], ids: dict[Path, str] | None = None,
             root: Path | None = None) -> dict[str, dict]:
         """Grade all notebooks; return ``{student: results}``.
@@ -433,32 +385,37 @@ class Batch:
             if refusal is not None:
                 results[ids[nb]] = self.refuse(nb, ids[nb], refusal)
             else:
-                admitted[nb] = (target, note)
-        notebooks = list(admitted)
+                admitted[ids[nb]] = (target, note)
         if self.collect_errors:
             # No notebook is run against a bundle that does not load.
-            self.grader_errors.append(f"all {len(notebooks)} submission(s): the hidden tests "
+            self.grader_errors.append(f"all {len(admitted)} submission(s): the hidden tests "
                                       "could not be collected: " + "; ".join(self.collect_errors))
-            results.update({ids[nb]: self._not_collected(admitted[nb][0], ids[nb])
-                            for nb in notebooks})
+            results.update({student: self._not_collected(target, student)
+                            for student, (target, _) in admitted.items()})
             return results
+        results.update(self._grade_all(admitted))
+        if self.exercise.bundle_sha256() != self.hidden_sha256:
+            self.grader_errors.append("the hidden tests changed during grading: regrade")
+        return results
+
+    def _grade_all(self, admitted: dict[str, tuple[Path, str | None]]) -> dict[str, dict]:
+        """Grade ``{student: (notebook, note)}`` with :attr:`jobs` workers at once."""
         bar = None
         if self.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(notebooks), desc=f"grading {self.exercise.name}", unit="nb",
+            bar = tqdm(total=len(admitted), desc=f"grading {self.exercise.name}", unit="nb",
                        file=sys.stderr, dynamic_ncols=True)
+        results = {}
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            futures = {pool.submit(self.grade_one, admitted[nb][0], ids[nb], admitted[nb][1]):
-                       ids[nb] for nb in notebooks}
+            futures = {pool.submit(self.grade_one, target, student, note): student
+                       for student, (target, note) in admitted.items()}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 if bar is not None:
                     bar.update(1)
         if bar is not None:
             bar.close()
-        if self.exercise.bundle_sha256() != self.hidden_sha256:
-            self.grader_errors.append("the hidden tests changed during grading: regrade")
         return results
 
 
@@ -481,192 +438,14 @@ def _remove_kernel(event: dict) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically (a reader never sees half a file)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
-    os.replace(tmp, path)
-
-
-def read_csv(path: Path) -> tuple[dict[str, dict], list[str]]:
-    """Rows (by student) and columns of an earlier ``grades.csv``; ``({}, [])`` if none.
-
-    Raises:
-        MalformedCsv: When it cannot be read as this grader's CSV.
-    """
-    path = Path(path)
-    if not path.exists():
-        return {}, []
-    limit = csv.field_size_limit()
-    csv.field_size_limit(2**31 - 1)  # an older grader wrote fields of any length
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            rows = {}
-            for row in reader:
-                row.pop(None, None)  # extra fields without a column
-                if not isinstance(row.get("student"), str) or not row["student"]:
-                    raise MalformedCsv(f"{path}: a row without a student id")
-                rows[row["student"]] = row
-            columns = list(reader.fieldnames or [])
-        if rows and "student" not in columns:
-            raise MalformedCsv(f"{path}: no 'student' column")
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise MalformedCsv(f"{path}: {type(exc).__name__}: {clip(exc, 300)}") from exc
-    finally:
-        csv.field_size_limit(limit)
-    return rows, columns
-
-
-def _row(student: str, result: dict) -> dict:
-    extra = result.get("extra_data", {})
-    score, max_score = result.get("score", 0.0), result.get("max_score", 0.0)
-    row = {
-        "student": student,
-        "exercise": extra.get("exercise", ""),
-        "notebook": extra.get("notebook", ""),
-        "score": f"{score:g}",
-        "max_score": f"{max_score:g}",
-        "percent": f"{100 * score / max_score:.1f}" if max_score else "0.0",
-        "status": extra.get("status", ""),
-        "notes": " | ".join(extra.get("notes", [])),
-        "notebook_sha256": extra.get("notebook_sha256", ""),
-        "hidden_tests_sha256": extra.get("hidden_tests_sha256", ""),
-    }
-    for test in result.get("tests", []):
-        row[test["name"]] = f"{test['score']:g}"
-    return row
-
-
-def _rows_from_results(out: Path) -> dict[str, dict]:
-    """Rows rebuilt from ``OUT/*/results.json`` (for an unreadable grades.csv)."""
-    rows = {}
-    for path in sorted(Path(out).glob("*/results.json")):
-        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError, KeyError):
-            result = json.loads(path.read_text())
-            student = result.get("extra_data", {}).get("student") or path.parent.name
-            rows[student] = _row(student, result)
-    return rows
-
-
-def write_csv(path: Path, results: dict[str, dict]) -> str | None:
-    """Write or update ``grades.csv``: rows of students graded now replace their old rows.
-
-    Every field is cut to :data:`~dlcourse.grading.bounds.MAX_CSV_FIELD` characters.
-    An earlier file that cannot be read never stops the batch: it is moved to
-    ``grades.csv.unreadable`` and the other students' rows are rebuilt from their
-    ``results.json``.
-
-    Returns:
-        A warning for the summary when the earlier file was unreadable, else None.
-    """
-    path = Path(path)
-    warning = None
-    try:
-        rows, old_columns = read_csv(path)
-    except MalformedCsv as exc:
-        os.replace(path, path.with_name(CSV_UNREADABLE))
-        rows, old_columns = _rows_from_results(path.parent), []
-        warning = (f"WARNING: the earlier {path.name} could not be read ({exc}); it was moved "
-                   f"to {CSV_UNREADABLE} and rebuilt from the results.json files")
-    columns: list[str] = list(CSV_FIXED)
-    for name in old_columns:
-        if name not in columns:
-            columns.append(name)
-    for student, result in results.items():
-        rows[student] = _row(student, result)
-    for row in rows.values():
-        for name in row:
-            if name not in columns:
-                columns.append(name)
-    tmp = path.with_name(CSV_FILE + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
-        writer.writeheader()
-        for student in sorted(rows):
-            writer.writerow({k: clip(v if v is not None else "", MAX_CSV_FIELD)
-                             for k, v in rows[student].items()})
-    os.replace(tmp, path)
-    return warning
-
-
-def summary(exercise: Exercise, results: dict[str, dict], errors: list[str],
-            isolation: Isolation | None = None) -> str:
-    """A readable summary of a batch; with ``isolation``, the sandbox it ran in and each
-    of its promises that does not hold on this machine."""
-    lines = [f"{exercise.name}: {len(results)} submission(s)"]
-    width = max([len(s) for s in results] + [7])
-    for student in sorted(results):
-        r = results[student]
-        extra = r.get("extra_data", {})
-        status = extra.get("status", "")
-        note = f"  ({extra['notes'][0]})" if extra.get("notes") and status != "graded" else ""
-        lines.append(f"  {student:<{width}}  {r['score']:>6g} / {r['max_score']:<6g} {status}{note}")
-    scores = [r["score"] for r in results.values()]
-    if scores:
-        lines.append(f"mean {statistics.fmean(scores):.2f}, median {statistics.median(scores):g}")
-    per_test: dict[str, list[bool]] = {}
-    for r in results.values():
-        for t in r.get("tests", []):
-            per_test.setdefault(t["name"], []).append(t["score"] >= t["max_score"])
-    if per_test:
-        lines.append("tests passed by:")
-        for name, passed in per_test.items():
-            lines.append(f"  {sum(passed):>3}/{len(passed):<3} {name}")
-    unconfined = [s for s, r in results.items()
-                  if r.get("extra_data", {}).get("sandbox", {}).get("landlock") is False
-                  and not r["extra_data"]["sandbox"].get("unprivileged_user")]
-    if isolation is not None:
-        lines.extend(report(isolation))
-    if unconfined:
-        lines.append(f"WARNING: {len(unconfined)} kernel(s) ran without Landlock and as the "
-                     "grader's own user (weaker sandbox; see dlcourse.grading's docstring)")
-    if errors:
-        lines.append("GRADER ERRORS (not the students' fault):")
-        lines.extend(f"  {e}" for e in errors)
-    return "\n".join(lines)
-
-
 def grade_command(args) -> int:
     """Handler of ``dlcourse grade``; returns the exit status."""
     try:
         exercise = Exercise.find(args.exercise, args.root)
-        cfg = exercise.config
-        limits = Limits(
-            cell_timeout=float(args.timeout or cfg.get("cell_timeout", DEFAULTS["cell_timeout"])),
-            notebook_timeout=float(args.notebook_timeout
-                                   or cfg.get("notebook_timeout", DEFAULTS["notebook_timeout"])),
-            memory_mb=int(args.memory_mb or cfg.get("memory_mb", DEFAULTS["memory_mb"])),
-        )
-        if args.jobs < 1:
-            raise GraderError(f"--jobs must be >= 1; received {args.jobs}")
-        notebooks = find_submissions(args.submissions)
-        if args.results_json and len(notebooks) != 1:
-            raise GraderError("--results-json needs exactly one submission")
-        check_out_folder(args.out, exercise.name)
-        state = read_state(args.out)
-        remembered = Path(state["submissions_root"]) if state.get("submissions_root") else None
-        explicit = getattr(args, "submissions_root", None)
-        root = submissions_root(args.submissions, notebooks, explicit=explicit,
-                                remembered=remembered)
-        ids = student_ids(notebooks, root)
-        from dlcourse.grading.sandbox import detect
-
-        isolation = detect(args.isolation, getattr(args, "sandbox", "auto"))
-        for line in report(isolation)[1:]:
-            print(f"WARNING: {line}", file=sys.stderr)
-        worker_memory = getattr(args, "worker_memory_mb", None) or WORKER_MEMORY_MB
-        if worker_memory < 256:
-            raise GraderError(f"--worker-memory-mb must be >= 256; received {worker_memory}")
-        batch = Batch(exercise, limits, out=args.out, jobs=args.jobs, isolation=isolation,
-                      worker_memory_mb=worker_memory, progress=not args.no_progress)
-        args.out.mkdir(parents=True, exist_ok=True)
-        if explicit is not None or remembered is None:
-            write_json(args.out / STATE_FILE, {"exercise": exercise.name,
-                                               "submissions_root": str(root)})
+        limits = Limits.resolve(exercise.config, cell_timeout=args.timeout,
+                                notebook_timeout=args.notebook_timeout,
+                                memory_mb=args.memory_mb)
+        batch, notebooks, ids, root = _plan(args, exercise, limits)
         results = batch.run(notebooks, ids, root)
         csv_warning = write_csv(args.out / CSV_FILE, results)
         if args.results_json:
@@ -674,8 +453,40 @@ def grade_command(args) -> int:
     except GraderError as exc:
         print(f"dlcourse grade: error: {exc}", file=sys.stderr)
         return 2
-    print(summary(exercise, results, batch.grader_errors, isolation))
+    print(summary(exercise, results, batch.grader_errors, batch.isolation))
     if csv_warning:
         print(csv_warning)
     print(f"results in {args.out}/ (grades.csv, <student>/results.json)")
     return 1 if batch.grader_errors else 0
+
+
+def _plan(args, exercise: Exercise, limits: Limits):
+    """Check the arguments and the results folder, decide the sandbox, make the batch:
+    ``(batch, notebooks, ids, root)``; a :class:`GraderError` for any mistake."""
+    from dlcourse.grading.probe import detect
+
+    if args.jobs < 1:
+        raise GraderError(f"--jobs must be >= 1; received {args.jobs}")
+    notebooks = find_submissions(args.submissions)
+    if args.results_json and len(notebooks) != 1:
+        raise GraderError("--results-json needs exactly one submission")
+    check_out_folder(args.out, exercise.name)
+    state = read_state(args.out)
+    remembered = Path(state["submissions_root"]) if state.get("submissions_root") else None
+    explicit = getattr(args, "submissions_root", None)
+    root = submissions_root(args.submissions, notebooks, explicit=explicit,
+                            remembered=remembered)
+    ids = student_ids(notebooks, root)
+    isolation = detect(args.isolation, getattr(args, "sandbox", "auto"))
+    for line in report(isolation)[1:]:
+        print(f"WARNING: {line}", file=sys.stderr)
+    worker_memory = getattr(args, "worker_memory_mb", None) or WORKER_MEMORY_MB
+    if worker_memory < 256:
+        raise GraderError(f"--worker-memory-mb must be >= 256; received {worker_memory}")
+    batch = Batch(exercise, limits, out=args.out, jobs=args.jobs, isolation=isolation,
+                  worker_memory_mb=worker_memory, progress=not args.no_progress)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if explicit is not None or remembered is None:
+        write_json(args.out / STATE_FILE, {"exercise": exercise.name,
+                                           "submissions_root": str(root)})
+    return batch, notebooks, ids, root

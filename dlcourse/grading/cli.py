@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from dlcourse.grading.sandbox import WORKER_MEMORY_MB, Limits
+
 GRADE_DESCRIPTION = """\
 Grade notebooks (files or folders of .ipynb) against the hidden tests of one
 exercise. Each submission runs in its own sandboxed kernel. Writes
@@ -54,7 +56,7 @@ class _GradeHelp(argparse.RawDescriptionHelpFormatter):
     (probed only when the help is shown)."""
 
     def format_help(self) -> str:
-        from dlcourse.grading.sandbox import machine_report
+        from dlcourse.grading.probe import machine_report
 
         return super().format_help() + "\n" + machine_report() + "\n"
 
@@ -73,11 +75,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="results folder (default: grading-out)")
     grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default: 1)")
     grade.add_argument("--timeout", type=float, default=None,
-                       help="seconds per cell and per call (default 60, or the exercise's grading.json)")
+                       help=f"seconds per cell and per call (default {Limits.cell_timeout:g}, or the "
+                            "exercise's grading.json)")
     grade.add_argument("--notebook-timeout", type=float, default=None,
-                       help="seconds per notebook, all cells and tests together (default 600)")
+                       help=f"seconds per notebook, all cells and tests together (default "
+                            f"{Limits.notebook_timeout:g})")
     grade.add_argument("--memory-mb", type=int, default=None,
-                       help="memory limit of each kernel in MiB (default 4096)")
+                       help=f"memory limit of each kernel in MiB (default {Limits.memory_mb})")
     grade.add_argument("--isolation", choices=("auto", "user", "none"), default="auto",
                        help="'user': run kernels as an unprivileged user (needs root; fails if it "
                             "cannot); 'auto' (default): do so when possible, warn otherwise; "
@@ -87,7 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "'builtin': the launcher's own Landlock rules and uid switch; "
                             "'auto' (default): bubblewrap when it works, else builtin")
     grade.add_argument("--worker-memory-mb", type=int, default=None,
-                       help="memory limit of each grader worker in MiB (default 4096)")
+                       help=f"memory limit of each grader worker in MiB (default {WORKER_MEMORY_MB})")
     grade.add_argument("--root", type=Path, default=None,
                        help="course folder holding tests/hidden/ and exercises/ (default: found "
                             "from the current folder)")

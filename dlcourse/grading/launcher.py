@@ -64,6 +64,19 @@ def _fs_mask(abi):
     return mask
 
 
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+
+class _PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed", ctypes.c_uint64), ("fd", ctypes.c_int32)]
+
+
+class _NetPort(ctypes.Structure):
+    _fields_ = [("allowed", ctypes.c_uint64), ("port", ctypes.c_uint64)]
+
+
 def landlock(read_paths, write_paths, bind_ports):
     """Confine this process (and its future children) with Landlock.
 
@@ -75,19 +88,27 @@ def landlock(read_paths, write_paths, bind_ports):
     if abi < 1:
         raise OSError(ctypes.get_errno(), "Landlock is not available")
     handled = _fs_mask(abi)
+    ruleset = _create_ruleset(libc, abi, handled)
+    read = (_FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR) & handled
+    for path, allowed in [(p, read) for p in read_paths] + [(p, handled) for p in write_paths]:
+        _allow_path(libc, ruleset, path, allowed)
+    if abi >= 4:
+        for port in bind_ports:
+            rule = _NetPort(_NET_BIND_TCP, int(port))
+            if libc.syscall(_SYS_ADD_RULE, ruleset, 2, ctypes.byref(rule), 0) != 0:
+                raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for port {port}")
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(no_new_privs) failed")
+    if libc.syscall(_SYS_RESTRICT_SELF, ruleset, 0) != 0:
+        raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
+    os.close(ruleset)
+    return abi
 
-    class RulesetAttr(ctypes.Structure):
-        _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64),
-                    ("scoped", ctypes.c_uint64)]
 
-    class PathBeneath(ctypes.Structure):
-        _pack_ = 1
-        _fields_ = [("allowed", ctypes.c_uint64), ("fd", ctypes.c_int32)]
-
-    class NetPort(ctypes.Structure):
-        _fields_ = [("allowed", ctypes.c_uint64), ("port", ctypes.c_uint64)]
-
-    attr = RulesetAttr(handled, 0, 0)
+def _create_ruleset(libc, abi, handled):
+    """A ruleset that handles file access ``handled``, TCP (ABI 4+), signals and abstract
+    Unix sockets (ABI 6+); returns its file descriptor."""
+    attr = _RulesetAttr(handled, 0, 0)
     size = 8
     if abi >= 4:
         attr.net = _NET_BIND_TCP | _NET_CONNECT_TCP
@@ -99,32 +120,23 @@ def landlock(read_paths, write_paths, bind_ports):
                            ctypes.c_uint32(0))
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset failed")
-    read = (_FS_EXECUTE | _FS_READ_FILE | _FS_READ_DIR) & handled
-    rules = [(p, read) for p in read_paths] + [(p, handled) for p in write_paths]
-    for path, allowed in rules:
-        try:
-            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-        except OSError:
-            continue  # a path that does not exist here
-        try:
-            if not os.path.isdir(path):
-                allowed &= _FS_FILE_ONLY
-            rule = PathBeneath(allowed, fd)
-            if libc.syscall(_SYS_ADD_RULE, ruleset, 1, ctypes.byref(rule), 0) != 0:
-                raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for {path}")
-        finally:
-            os.close(fd)
-    if abi >= 4:
-        for port in bind_ports:
-            rule = NetPort(_NET_BIND_TCP, int(port))
-            if libc.syscall(_SYS_ADD_RULE, ruleset, 2, ctypes.byref(rule), 0) != 0:
-                raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for port {port}")
-    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(no_new_privs) failed")
-    if libc.syscall(_SYS_RESTRICT_SELF, ruleset, 0) != 0:
-        raise OSError(ctypes.get_errno(), "landlock_restrict_self failed")
-    os.close(ruleset)
-    return abi
+    return ruleset
+
+
+def _allow_path(libc, ruleset, path, allowed):
+    """Allow ``allowed`` beneath ``path`` (skipped when the path does not exist here)."""
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        if not os.path.isdir(path):
+            allowed &= _FS_FILE_ONLY
+        rule = _PathBeneath(allowed, fd)
+        if libc.syscall(_SYS_ADD_RULE, ruleset, 1, ctypes.byref(rule), 0) != 0:
+            raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for {path}")
+    finally:
+        os.close(fd)
 
 
 def _chown_tree(path, uid, gid):

@@ -28,6 +28,7 @@ runs ``run_autograder`` in a fake ``/autograder``.
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 import tomllib
 import zipfile
@@ -39,9 +40,12 @@ import nbformat
 import dlcourse
 from dlcourse.grading.assign import exercise_names, render, student_notebook
 from dlcourse.grading.frameworks import FRAMEWORKS, exercise_frameworks, pinned
+from dlcourse.grading.results import fallback_json
 
 PACKAGE_DIR = Path(dlcourse.__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
+#: What ``run_autograder`` writes when not even ``dlcourse.grading.results`` can run.
+FALLBACK_MESSAGE = "The autograder failed (not your fault): please tell your instructor."
 _STAMP = (2020, 1, 1, 0, 0, 0)  # fixed timestamps: the same inputs give the same zip
 
 STUDENT_README = """\
@@ -147,23 +151,21 @@ mkdir -p "$ROOT/results"
 rm -f "$RESULTS"
 chmod -R go-rwx "$ROOT/source/tests" "$ROOT/source/exercises"
 
-# fail MESSAGE: a results.json with score 0 and MESSAGE for the student; the grader's
-# log goes to stdout, which Gradescope shows to instructors only.
+# fail MESSAGE [STATUS]: a results.json with score 0 and MESSAGE for the student, written by
+# dlcourse.grading.results (a fixed line where even that cannot run); the grader's log goes
+# to stdout, which Gradescope shows to instructors only.
 fail() {
   cat "$LOG" 2>/dev/null
-  MESSAGE="$1" "$PYTHON" -c 'import json, os, sys
-json.dump({"score": 0.0, "output": os.environ["MESSAGE"], "visibility": "visible",
-           "stdout_visibility": "hidden", "tests": [],
-           "extra_data": {"status": "grading failed"}}, open(sys.argv[1], "w"), indent=2)' \\
-    "$RESULTS" 2>/dev/null \\
-  || printf '{"score": 0.0, "output": "The autograder failed (not your fault): please tell your instructor.", "tests": []}\\n' > "$RESULTS"
+  "$PYTHON" -I -m dlcourse.grading.results "$RESULTS" --exercise @EXERCISE@ --message "$1" \\
+    --status "${2:-grading failed}" 2>/dev/null \\
+  || printf '%s\\n' @FALLBACK@ > "$RESULTS"
 }
 
 shopt -s nullglob
 notebooks=("$ROOT/submission/@EXERCISE@.ipynb")
 [ -f "${notebooks[0]}" ] || notebooks=("$ROOT"/submission/*.ipynb)
 if [ ${#notebooks[@]} -eq 0 ]; then
-  echo '{"score": 0, "output": "No .ipynb file was submitted.", "tests": []}' > "$RESULTS"
+  fail "No .ipynb file was submitted." "not submitted"
   exit 0
 fi
 cd "$ROOT"  # not source/: the grader and the kernel import the installed dlcourse
@@ -265,16 +267,7 @@ def release(root: Path | str = ".", out: Path | str = "dist", names: list[str] |
             ``grading.json`` declares its frameworks wrongly.
     """
     root, out = Path(root).resolve(), Path(out)
-    notebooks = _student_notebooks(root)
-    if not notebooks:
-        raise ValueError(f"no solution notebooks in {root / 'solutions'} (is --root "
-                         f"{str(root)!r} the course folder?)")
-    if names:
-        unknown = [n for n in names if n not in notebooks]
-        if unknown:
-            raise ValueError(f"unknown exercise {', '.join(map(repr, unknown))}; the exercises "
-                             f"in {root / 'solutions'} are: {', '.join(notebooks)}")
-        notebooks = {n: notebooks[n] for n in names}
+    notebooks = _select(_student_notebooks(root), names, root)
     requirements = {}
     for name in notebooks:
         if (root / "tests" / "hidden" / name).is_dir():
@@ -283,31 +276,56 @@ def release(root: Path | str = ".", out: Path | str = "dist", names: list[str] |
             warn(f"{name}: no hidden tests in {root / 'tests' / 'hidden' / name}, so no "
                  f"autograder-{name}.zip (only the student bundle has it)")
     out.mkdir(parents=True, exist_ok=True)
-    written = []
-    student = out / "dlcourse-student.zip"
-    with zipfile.ZipFile(student, "w") as zf:
+    written = [_student_zip(root, out / "dlcourse-student.zip", notebooks)]
+    for name, reqs in requirements.items():
+        written.append(_autograder_zip(root, out / f"autograder-{name}.zip", name,
+                                       notebooks[name], reqs))
+    return written
+
+
+def _select(notebooks: dict[str, str], names: list[str] | None, root: Path) -> dict[str, str]:
+    """The student notebooks of the exercises ``names`` (default: all)."""
+    if not notebooks:
+        raise ValueError(f"no solution notebooks in {root / 'solutions'} (is --root "
+                         f"{str(root)!r} the course folder?)")
+    if not names:
+        return notebooks
+    unknown = [n for n in names if n not in notebooks]
+    if unknown:
+        raise ValueError(f"unknown exercise {', '.join(map(repr, unknown))}; the exercises "
+                         f"in {root / 'solutions'} are: {', '.join(notebooks)}")
+    return {n: notebooks[n] for n in names}
+
+
+def run_autograder(name: str) -> str:
+    """Exercise ``name``'s Gradescope ``run_autograder`` script."""
+    fallback = shlex.quote(fallback_json(FALLBACK_MESSAGE))
+    return RUN_AUTOGRADER.replace("@EXERCISE@", name).replace("@FALLBACK@", fallback)
+
+
+def _student_zip(root: Path, target: Path, notebooks: dict[str, str]) -> Path:
+    with zipfile.ZipFile(target, "w") as zf:
         _write(zf, "README.md", STUDENT_README)  # also pyproject.toml's readme
         for name, text in notebooks.items():
             _write(zf, f"exercises/{name}.ipynb", text)
         for arcname, path in _package_files() + _project_files(
                 root, ("requirements/student.txt", "requirements/constraints.txt")):
             _write(zf, arcname, path.read_bytes())
-    written.append(student)
-    for name, reqs in requirements.items():
-        hidden = root / "tests" / "hidden" / name
-        target = out / f"autograder-{name}.zip"
-        with zipfile.ZipFile(target, "w") as zf:
-            _write(zf, "setup.sh", SETUP_SH, 0o755)
-            _write(zf, "run_autograder", RUN_AUTOGRADER.replace("@EXERCISE@", name), 0o755)
-            _write(zf, "README.md", AUTOGRADER_README)  # pyproject.toml's readme
-            _write(zf, "requirements/autograder.txt", reqs)
-            _write(zf, f"exercises/{name}.ipynb", notebooks[name])
-            for arcname, path in _package_files() + _project_files(
-                    root, ("requirements/constraints.txt",)):
-                _write(zf, arcname, path.read_bytes())
-            for path in sorted(hidden.rglob("*")):
-                if path.is_file() and "__pycache__" not in path.parts:
-                    rel = path.relative_to(root).as_posix()
-                    _write(zf, rel, path.read_bytes())
-        written.append(target)
-    return written
+    return target
+
+
+def _autograder_zip(root: Path, target: Path, name: str, notebook: str, reqs: str) -> Path:
+    hidden = root / "tests" / "hidden" / name
+    with zipfile.ZipFile(target, "w") as zf:
+        _write(zf, "setup.sh", SETUP_SH, 0o755)
+        _write(zf, "run_autograder", run_autograder(name), 0o755)
+        _write(zf, "README.md", AUTOGRADER_README)  # pyproject.toml's readme
+        _write(zf, "requirements/autograder.txt", reqs)
+        _write(zf, f"exercises/{name}.ipynb", notebook)
+        for arcname, path in _package_files() + _project_files(
+                root, ("requirements/constraints.txt",)):
+            _write(zf, arcname, path.read_bytes())
+        for path in sorted(hidden.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                _write(zf, path.relative_to(root).as_posix(), path.read_bytes())
+    return target

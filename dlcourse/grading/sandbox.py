@@ -1,38 +1,35 @@
-"""Which sandbox the student kernels get on this machine, and which promises hold.
+"""The sandbox of a student's kernel: its limits, and which of its promises hold here.
 
-``dlcourse grade`` decides once per batch (:func:`detect`), before any notebook
-runs, and hands the decision to every worker:
+* :class:`Limits`: what one submission may use (time, memory, threads), with
+  the defaults ``dlcourse grade`` documents; :data:`WORKER_MEMORY_MB` is the
+  grader worker's own limit.
+* :class:`Isolation`: the sandbox every kernel of a batch gets:
 
-* **bubblewrap** (``bwrap``, Debian/Ubuntu/Fedora package ``bubblewrap``), the
-  tool Flatpak uses, when it is installed and a trial kernel starts under it:
-  the kernel gets its own PID, network, IPC and UTS namespaces and a mount
-  namespace that holds only the Python installation, the dlcourse package the
-  kernel imports, system folders and its own folder; no capabilities; as root
-  it also switches to a leased sandbox uid. Landlock is applied inside as well.
-* **builtin** (the fallback): the launcher's own Landlock rules and, where an
-  unprivileged user can run the kernel's Python, the uid switch.
+  * **bubblewrap** (``bwrap``, Debian/Ubuntu/Fedora package ``bubblewrap``),
+    the tool Flatpak uses, when it is installed and a trial kernel starts under
+    it: the kernel gets its own PID, network, IPC and UTS namespaces and a mount
+    namespace that holds only the Python installation, the dlcourse package the
+    kernel imports, system folders and its own folder; no capabilities; as root
+    it also switches to a leased sandbox uid. Landlock is applied inside as well.
+  * **builtin** (the fallback): the launcher's own Landlock rules
+    (:mod:`dlcourse.grading.launcher`) and, where an unprivileged user can run
+    the kernel's Python, the uid switch.
 
-:func:`promises` says, for a decision, which of the sandbox's promises hold and
-why the others do not; the summary of a batch and ``dlcourse grade --help``
-print it.
+* :func:`promises` says, for an isolation, which of the sandbox's promises hold
+  and why the others do not; the summary of a batch and ``dlcourse grade
+  --help`` print it.
 
-The trial kernel (:func:`probe_sandbox`) runs no student code: it imports
-dlcourse, ipykernel and NumPy and reads every file of the dlcourse package under
-exactly the sandbox a kernel gets. A failure is the grader's (a
-:class:`~dlcourse.grading.errors.GraderError`), never a student's 0.
+Which isolation a batch gets is decided once, before any notebook runs, by
+starting trial kernels (:func:`dlcourse.grading.probe.detect`).
 """
 
 from __future__ import annotations
 
 import ctypes
-import functools
-import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 from dlcourse.grading.errors import GraderError
 
@@ -67,6 +64,32 @@ class Limits:
     threads: int = 1
     seed: int = 0
     confine: bool = True
+
+    @classmethod
+    def resolve(cls, config: dict, **given: float | None) -> Limits:
+        """The limits of an exercise: each one ``given`` (the command line) when set, else
+        the exercise's ``grading.json`` (``config``), else the default.
+
+        Args:
+            config: ``grading.json``'s contents (its ``cell_timeout``,
+                ``notebook_timeout`` and ``memory_mb`` are used).
+            **given: ``cell_timeout=``, ``notebook_timeout=``, ``memory_mb=``;
+                None or 0 means "not given".
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise TypeError(f"unknown limits {unknown}; the limits are {sorted(known)}")
+        values = {}
+        for name, value in given.items():
+            default = getattr(cls, name)
+            values[name] = type(default)(value or config.get(name, default))
+        return cls(**values)
+
+
+#: Memory limit of a grader worker (``RLIMIT_DATA``, MiB): what it keeps from a kernel is
+#: bounded (one reply of at most 64 MiB), so this is a backstop, not a budget.
+WORKER_MEMORY_MB = 4096
 
 
 @dataclass
@@ -179,119 +202,3 @@ def kernel_dlcourse_dir(python: str = sys.executable) -> str:
                           f"isolated from {neutral_folder()} ({tail}): install the package "
                           "into that environment (pip install -e .)")
     return proc.stdout.strip()
-
-
-# -- trial kernels --------------------------------------------------------------------
-_PROBE = """\
-import os, sys
-import ipykernel, numpy, dlcourse
-root = os.path.dirname(os.path.realpath(dlcourse.__file__))
-if root != {expected!r}:
-    sys.exit(f"the sandboxed kernel imports dlcourse from {{root}}, not from {expected!r}")
-for folder, dirs, files in os.walk(root):
-    for name in files:
-        with open(os.path.join(folder, name), "rb") as handle:
-            handle.read(1)
-print("ok")
-"""
-
-
-def probe_sandbox(iso: Isolation, python: str = sys.executable) -> str | None:
-    """Start a trial process under ``iso`` exactly as a kernel is started; ``None`` if it
-    imports dlcourse, ipykernel and NumPy and reads every file of the dlcourse package,
-    else why not."""
-    from dlcourse.grading.kernel import LAUNCHER, UidLease, launcher_config
-
-    lease = UidLease() if iso.unprivileged else None
-    workdir = tempfile.mkdtemp(prefix="dlcourse-sandbox-")
-    try:
-        config = launcher_config(
-            workdir, env={"PATH": "/usr/bin:/bin", "HOME": workdir, "LANG": "C.UTF-8"},
-            uid=lease.uid if lease else None, confine=iso.landlock_abi >= 1,
-            bwrap=iso.bwrap if iso.tool == "bwrap" else None,
-            dlcourse_dir=iso.dlcourse_dir, memory=4096 * 2**20, cpu=120)
-        code = _PROBE.format(expected=iso.dlcourse_dir)
-        cmd = [python, "-I", "-S", str(LAUNCHER), json.dumps(config), "--", python, "-I",
-               "-c", code]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                                  cwd=neutral_folder())
-        except subprocess.TimeoutExpired:
-            return "a trial kernel did not start within 120 s"
-        if proc.returncode != 0 or proc.stdout.strip() != "ok":
-            tail = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
-            return f"a trial kernel failed (exit status {proc.returncode}): {tail[-500:]}"
-        return None
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-        if lease is not None:
-            lease.release()
-
-
-def detect(isolation: str = "auto", sandbox: str = "auto",
-           python: str = sys.executable) -> Isolation:
-    """Decide the sandbox of a batch (see the module docstring).
-
-    Args:
-        isolation: ``--isolation``: ``"user"`` (the uid switch or an error),
-            ``"auto"`` (the uid switch when possible) or ``"none"``.
-        sandbox: ``--sandbox``: ``"bwrap"`` (bubblewrap or an error), ``"builtin"``
-            or ``"auto"`` (bubblewrap when it works here).
-
-    Raises:
-        GraderError: When a required option cannot be had, or when the kernel's
-            Python cannot import (or the sandbox cannot read) its dlcourse package.
-    """
-    if isolation not in ("auto", "user", "none"):
-        raise ValueError(f"isolation must be 'auto', 'user' or 'none'; received {isolation!r}")
-    if sandbox not in SANDBOX_MODES:
-        raise ValueError(f"sandbox must be one of {SANDBOX_MODES}; received {sandbox!r}")
-    root = os.geteuid() == 0
-    base = Isolation(landlock_abi=landlock_abi(), dlcourse_dir=kernel_dlcourse_dir(python))
-    why: dict[str, str] = {}
-    if sandbox != "builtin":
-        tool = shutil.which("bwrap")
-        if tool is None:
-            why["bwrap"] = "bubblewrap is not installed (apt-get install bubblewrap)"
-        else:
-            iso = Isolation(tool="bwrap", bwrap=tool, unprivileged=root and isolation != "none",
-                            landlock_abi=base.landlock_abi, dlcourse_dir=base.dlcourse_dir)
-            problem = probe_sandbox(iso, python)
-            if problem is None:
-                if isolation == "user" and not iso.unprivileged:
-                    raise GraderError("--isolation user: the grader is not running as root")
-                return iso
-            why["bwrap"] = f"bubblewrap does not work here: {problem}"
-        if sandbox == "bwrap":
-            raise GraderError(f"--sandbox bwrap: {why['bwrap']}")
-    iso = Isolation(landlock_abi=base.landlock_abi, dlcourse_dir=base.dlcourse_dir, why=why)
-    if isolation != "none":
-        from dlcourse.grading.kernel import probe_unprivileged
-
-        problem = probe_unprivileged(python)
-        if problem is None:
-            iso.unprivileged = True
-        elif isolation == "user":
-            raise GraderError(f"--isolation user: {problem}")
-        else:
-            why["user"] = problem
-    problem = probe_sandbox(iso, python)
-    if problem is not None:
-        raise GraderError(f"the sandbox cannot run a kernel that imports dlcourse from "
-                          f"{iso.dlcourse_dir}: {problem}")
-    return iso
-
-
-@functools.lru_cache(maxsize=1)
-def machine_report() -> str:
-    """What ``dlcourse grade --help`` appends: the sandbox here and the promises that fail."""
-    try:
-        iso = detect()
-    except GraderError as exc:
-        return f"sandbox on this machine: cannot grade here: {exc}"
-    lines = ["sandbox on this machine (--sandbox auto --isolation auto):",
-             f"  {iso.describe().removeprefix('sandbox: ')}"]
-    for _key, text, why in promises(iso):
-        lines.append(f"  {'holds' if why is None else 'does NOT hold'}: a graded kernel {text}"
-                     + ("" if why is None else f"\n      ({why})"))
-    return "\n".join(lines)
