@@ -21,7 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli",),
     ("batch", "release", "scaffold"),
     ("worker", "report", "probe", "assign", "setup_cell"),
-    ("proxy",),
+    ("proxy", "suite"),
     ("kernel", "results"),
     ("sandbox", "exercise", "execution", "frameworks", "kernel_objects", "public_checks.*"),
     ("__init__",),
@@ -201,3 +201,15 @@ def test_run_autograder_writes_results_through_the_package(tmp_path):
     assert (result["score"], result["output"], result["tests"]) == (0.0, "no notebook", [])
     assert result["extra_data"]["status"] == "not submitted"
     assert result["extra_data"]["exercise"] == "ex"
+
+
+def test_the_instructors_guide_draws_the_same_layers():
+    """Each row ``| N | `module`, ... |`` of book/grading.md's table is in layer N - 1."""
+    import re
+
+    page = (GRADING.parents[1] / "book" / "grading.md").read_text()
+    rows = re.findall(r"^\| (\d+) \| ((?:`[\w.]+`(?:, )?)+) \|", page, flags=re.MULTILINE)
+    assert len(rows) >= 10
+    for number, names in rows:
+        for name in re.findall(r"`([\w.]+)`", names):
+            assert layer(name) == int(number) - 1, f"book/grading.md puts {name} in layer {number}"
