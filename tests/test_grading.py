@@ -769,7 +769,7 @@ def test_clip_marks_what_it_cut():
 
 
 def test_proxy_cuts_huge_names_and_refuses_huge_replies():
-    from dlcourse.grading.kernel import MAX_REPLY_CHARS
+    from dlcourse.grading.codec import MAX_REPLY_CHARS
 
     payload = codec.dumps({"error": {"ename": "E" * 200_000, "evalue": "v" * 200_000}})
     with pytest.raises(SubmissionError) as info:

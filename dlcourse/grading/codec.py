@@ -14,8 +14,11 @@ import json
 
 import numpy as np
 
+#: The type of the display message that carries a reply from the kernel to the grader.
+MIME = "application/x-dlcourse-rpc"
+#: The longest RPC reply the grader reads (characters of JSON); a longer one is refused.
+MAX_REPLY_CHARS = 64 * 2**20
 MAX_DEPTH = 32
-_TAGS = ("__ndarray__", "__npscalar__", "__tuple__", "__dict__")
 
 
 class Unsupported(TypeError):
@@ -52,35 +55,48 @@ def encode(value, where: str = "the value", depth: int = 0, extra=None):
     """
     if depth > MAX_DEPTH:
         raise Unsupported("a structure nested too deeply", where)
-    if extra is not None:
-        special = extra(value)
-        if special is not None:
-            return special
-    if value is None or isinstance(value, (bool, str)):
+    special = None if extra is None else extra(value)
+    if special is not None:
+        return special
+    if value is None or isinstance(value, (bool, str)) or type(value) in (int, float):
         return value
-    if isinstance(value, (int, float)) and type(value) in (int, float):
-        return value
+    if isinstance(value, (np.ndarray, np.generic)):
+        return _encode_numpy(value, where)
+    container = _CONTAINERS.get(type(value))  # exactly these types: no subclass hooks
+    if container is None:
+        kind = type(value)
+        raise Unsupported(f"{kind.__module__}.{kind.__qualname__}".removeprefix("builtins."),
+                          where)
+    return container(value, where, depth + 1, extra)
+
+
+def _encode_numpy(value, where: str) -> dict:
     if isinstance(value, np.ndarray):
         # the base class's view: a subclass cannot lie about its dtype or shape here
-        plain = np.ndarray.view(value, np.ndarray)
-        if plain.dtype.hasobject:
-            raise Unsupported("numpy.ndarray of dtype object", where)
-        return {"__ndarray__": _npy_bytes(plain)}
-    if isinstance(value, np.generic):
-        if value.dtype.hasobject:
-            raise Unsupported("numpy object scalar", where)
-        return {"__npscalar__": _npy_bytes(np.asarray(value))}
-    if type(value) is list:
-        return [encode(v, f"{where}[{i}]", depth + 1, extra) for i, v in enumerate(value)]
-    if type(value) is tuple:
-        return {"__tuple__": [encode(v, f"{where}[{i}]", depth + 1, extra)
-                              for i, v in enumerate(value)]}
-    if type(value) is dict:
-        return {"__dict__": [[encode(k, f"a key of {where}", depth + 1, extra),
-                              encode(v, f"{where}[{k!r}]", depth + 1, extra)]
-                             for k, v in value.items()]}
-    kind = type(value)
-    raise Unsupported(f"{kind.__module__}.{kind.__qualname__}".removeprefix("builtins."), where)
+        plain, tag, refused = (np.ndarray.view(value, np.ndarray), "__ndarray__",
+                               "numpy.ndarray of dtype object")
+    else:
+        plain, tag, refused = np.asarray(value), "__npscalar__", "numpy object scalar"
+    if plain.dtype.hasobject:
+        raise Unsupported(refused, where)
+    return {tag: _npy_bytes(plain)}
+
+
+def _encode_items(value, where: str, depth: int, extra) -> list:
+    return [encode(v, f"{where}[{i}]", depth, extra) for i, v in enumerate(value)]
+
+
+def _encode_dict(value: dict, where: str, depth: int, extra) -> dict:
+    return {"__dict__": [[encode(k, f"a key of {where}", depth, extra),
+                          encode(v, f"{where}[{k!r}]", depth, extra)]
+                         for k, v in value.items()]}
+
+
+_CONTAINERS = {
+    list: _encode_items,
+    tuple: lambda value, *args: {"__tuple__": _encode_items(value, *args)},
+    dict: _encode_dict,
+}
 
 
 def decode(data, depth: int = 0, extra=None):
@@ -98,27 +114,32 @@ def decode(data, depth: int = 0, extra=None):
         return data
     if isinstance(data, list):
         return [decode(v, depth + 1, extra) for v in data]
-    if isinstance(data, dict):
-        if extra is not None:
-            handled, value = extra(data)
-            if handled:
-                return value
-        if len(data) != 1:
-            raise ValueError(f"unexpected object with keys {sorted(data)[:5]}")
-        (tag, payload), = data.items()
-        if tag == "__ndarray__":
-            return _npy_load(payload)
-        if tag == "__npscalar__":
-            return _npy_load(payload)[()]
-        if tag == "__tuple__":
-            return tuple(decode(v, depth + 1, extra) for v in payload)
-        if tag == "__dict__":
-            out = {}
-            for key, value in payload:
-                out[decode(key, depth + 1, extra)] = decode(value, depth + 1, extra)
-            return out
+    if not isinstance(data, dict):
+        raise ValueError(f"unexpected JSON value of type {type(data).__name__}")
+    handled, value = (False, None) if extra is None else extra(data)
+    if handled:
+        return value
+    if len(data) != 1:
+        raise ValueError(f"unexpected object with keys {sorted(data)[:5]}")
+    (tag, payload), = data.items()
+    if tag not in _DECODERS:
         raise ValueError(f"unknown tag {tag!r}")
-    raise ValueError(f"unexpected JSON value of type {type(data).__name__}")
+    return _DECODERS[tag](payload, depth + 1, extra)
+
+
+def _decode_dict(payload, depth: int, extra) -> dict:
+    out = {}
+    for key, value in payload:
+        out[decode(key, depth, extra)] = decode(value, depth, extra)
+    return out
+
+
+_DECODERS = {
+    "__ndarray__": lambda payload, depth, extra: _npy_load(payload),
+    "__npscalar__": lambda payload, depth, extra: _npy_load(payload)[()],
+    "__tuple__": lambda payload, depth, extra: tuple(decode(v, depth, extra) for v in payload),
+    "__dict__": _decode_dict,
+}
 
 
 def dumps(data) -> str:

@@ -25,7 +25,6 @@ from dlcourse.grading.sandbox import Limits
 
 HERE = Path(__file__).resolve().parent
 LAUNCHER = HERE / "launcher.py"
-RPC_MIME = "application/x-dlcourse-rpc"
 UID_RANGE = range(61000, 62000)
 _LOCK_DIR = Path(tempfile.gettempdir())
 #: Device files a confined kernel may open: read ``/dev/null``, ``/dev/zero``, the
@@ -35,11 +34,6 @@ DEV_READ = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"
 DEV_WRITE = ("/dev/null",)
 #: World-writable folders where a sandbox uid may leave files (removed with its lease).
 SHARED_TMP = ("/dev/shm", "/dev/mqueue", "/tmp", "/var/tmp")
-#: The longest RPC reply the grader reads (characters of JSON); a longer one is refused.
-MAX_REPLY_CHARS = 64 * 2**20
-#: The largest message frame the grader's sockets accept from a kernel: a larger one is
-#: dropped by ZeroMQ before it reaches the grader's memory (the connection is reset).
-MAX_MESSAGE_BYTES = 256 * 2**20
 
 
 class KernelDied(Exception):
@@ -277,7 +271,7 @@ class SandboxKernel:
         self.dlcourse_dir = dlcourse_dir
         self.dead_reason: str | None = None
         self.km = None
-        self.kc = None
+        self.client = None  # the GraderClient (nbclient) that runs code in the kernel
         self._lease: UidLease | None = None
         self._stderr = None
         self._private = Path(tempfile.mkdtemp(prefix="dlcourse-grader-"))
@@ -323,19 +317,8 @@ class SandboxKernel:
         """The kernel's process id (also its process group: it leads its own session)."""
         return getattr(getattr(self.km, "provisioner", None), "pid", None)
 
-    def start(self, bootstrap: str, startup_timeout: float = 60.0,
-              on_started=None) -> None:
-        """Start the kernel and run the grader's bootstrap code in it.
-
-        Args:
-            on_started: Called with the kernel's pid and the sandbox's folders as
-                soon as the process runs, so that whoever started the grading can
-                kill and remove them should this process die before :meth:`close`.
-        """
-        import zmq
-        from jupyter_client import KernelManager
-        from jupyter_client.kernelspec import KernelSpec
-
+    def _argv(self) -> list[str]:
+        """The kernel's command line: the launcher applies the sandbox, then ipykernel."""
         name = self.notebook_path.name
         if not name.endswith(".ipynb") or name.startswith("."):
             name = "submission.ipynb"
@@ -351,32 +334,36 @@ class SandboxKernel:
             cpu=int(self.limits.notebook_timeout + 60), uid=uid, confine=self.limits.confine,
             bwrap=self.bwrap, dlcourse_dir=self.dlcourse_dir, extra_read=(str(self._rpc_dir),),
             connection_file=str(self._private / "connection.json"))
-        argv = [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(config), "--",
+        return [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(config), "--",
                 sys.executable, "-Xfrozen_modules=off", "-m", "ipykernel_launcher",
                 "-f", "{connection_file}", "--HistoryManager.enabled=False",
                 "--IPKernelApp.log_level=CRITICAL"]
-        km = KernelManager(kernel_name="python3")
-        km._kernel_spec = KernelSpec(argv=argv, display_name="dlcourse sandbox",
-                                     language="python", env={},
-                                     interrupt_mode="message" if self.bwrap else "signal")
-        if self.bwrap:
-            # No network in the kernel's namespace: ZeroMQ over Unix sockets in its folder.
-            km.transport = "ipc"
-            km.ip = str(self.workdir / ".kernel")
-        km.connection_file = str(self._private / "connection.json")
-        km.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-        self.km = km
+
+    def start(self, bootstrap: str, startup_timeout: float = 60.0,
+              on_started=None) -> None:
+        """Start the kernel and run the grader's bootstrap code in it.
+
+        Args:
+            on_started: Called with the kernel's pid and the sandbox's folders as
+                soon as the process runs, so that whoever started the grading can
+                kill and remove them should this process die before :meth:`close`.
+        """
+        from dlcourse.grading.execution import GraderClient, kernel_manager
+
+        # No network in bubblewrap's namespace: ZeroMQ over Unix sockets in the kernel's folder.
+        self.km = kernel_manager(
+            self._argv(), connection_file=str(self._private / "connection.json"),
+            ipc_folder=str(self.workdir / ".kernel") if self.bwrap else None)
+        self.client = GraderClient(self.km, startup_timeout=startup_timeout)
         try:
             fd = os.open(self._private / "kernel-stderr.txt",
                          os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             self._stderr = os.fdopen(fd, "wb")
-            km.start_kernel(cwd=str(self.workdir), stdout=subprocess.DEVNULL,
-                            stderr=self._stderr, stdin=subprocess.DEVNULL)
+            self.client.start_new_kernel(cwd=str(self.workdir), stdout=subprocess.DEVNULL,
+                                         stderr=self._stderr, stdin=subprocess.DEVNULL)
             if on_started is not None:
                 on_started(self.pid, [str(self.workdir), str(self._private)])
-            self.kc = km.blocking_client()
-            self.kc.start_channels()
-            self.kc.wait_for_ready(timeout=startup_timeout)
+            self.client.start_new_kernel_client()
         except RuntimeError as exc:
             detail = self.kernel_stderr()[-1500:]
             self.close()
@@ -400,19 +387,8 @@ class SandboxKernel:
 
     def close(self) -> None:
         """Kill the kernel and everything it started; remove the sandbox folder."""
-        if self.kc is not None:
-            with contextlib.suppress(Exception):
-                self.kc.stop_channels()
-        if self.km is not None:
-            process = getattr(getattr(self.km, "provisioner", None), "process", None)
-            # Kill the group while the process is not reaped yet: once it is, its pid may
-            # belong to another process (pid numbers wrap around on a busy machine).
-            if process is not None and process.returncode is None:
-                with contextlib.suppress(OSError):
-                    os.killpg(process.pid, signal.SIGKILL)
-            with contextlib.suppress(Exception):
-                self.km.shutdown_kernel(now=True)
-            self.km = None
+        self._kill()
+        self.km = self.client = None
         if self._lease is not None:
             self._lease.release()
             self._lease = None
@@ -423,58 +399,72 @@ class SandboxKernel:
         for folder in (self.workdir, self._private):
             shutil.rmtree(folder, ignore_errors=True)
 
-    # -- execution --------------------------------------------------------------------
-    def _exit_code(self):
+    def _kill(self) -> None:
+        """Kill the kernel's process group, shut its manager down, close the channels."""
         process = getattr(getattr(self.km, "provisioner", None), "process", None)
-        return None if process is None else process.poll()
-
-    def alive(self) -> bool:
-        return self.dead_reason is None and self.km is not None and self.km.is_alive()
+        # Kill the group while the process is not reaped yet: once it is, its pid may
+        # belong to another process (pid numbers wrap around on a busy machine).
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(OSError):
+                os.killpg(process.pid, signal.SIGKILL)
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                self.client.close()
 
     def _die(self, reason: str) -> None:
         if self.dead_reason is None:
             self.dead_reason = reason
-        if self.km is not None:
-            with contextlib.suppress(Exception):
-                self.km.shutdown_kernel(now=True)
+        self._kill()
 
-    def remaining(self) -> float:
-        return self.deadline - time.monotonic()
-
+    # -- execution --------------------------------------------------------------------
     def execute(self, code: str, *, timeout: float, store_history: bool = True) -> ExecResult:
         """Run ``code``; return its status and RPC payloads.
 
+        Args:
+            timeout: Seconds before the kernel is interrupted; if it does not stop
+                within :data:`~dlcourse.grading.execution.INTERRUPT_GRACE` seconds more,
+                it is killed. Past the notebook's time limit it is killed at once.
+            store_history: False for the grader's own requests: they run silently
+                (their replies still come as ``display_data``).
+
         Raises:
-            KernelDied: When the kernel is dead or dies meanwhile.
-            CellTimeout: When ``timeout`` (or the notebook's time) runs out.
+            KernelDied: When the kernel is dead, dies meanwhile, or the notebook's
+                time runs out.
+            CellTimeout: When ``timeout`` runs out (the kernel was interrupted, and
+                killed if it did not stop: see ``dead_reason``).
         """
+        from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
         if self.dead_reason is not None:
             raise KernelDied(self.dead_reason)
-        if self.remaining() <= 0:
-            self._die(f"the notebook's time limit of {self.limits.notebook_timeout:g} s ran out")
-            raise KernelDied(self.dead_reason)
-        notebook_limited = self.remaining() < timeout
-        timeout = min(timeout, self.remaining())
-        # The grader's own requests (store_history=False) run silently: no execute_input
-        # broadcast, no display hook, no execution count (about 2 ms less per request);
-        # their replies still come as display_data.
-        msg_id = self.kc.execute(code, silent=not store_history, store_history=store_history,
-                                 allow_stdin=False, stop_on_error=False)
-        try:
-            return self._collect(msg_id, time.monotonic() + timeout)
-        except CellTimeout:
-            if notebook_limited:
-                self._die(f"the notebook's time limit of {self.limits.notebook_timeout:g} s "
+        remaining = self.deadline - time.monotonic()
+        notebook_limit = (f"the notebook's time limit of {self.limits.notebook_timeout:g} s "
                           "ran out")
+        if remaining <= 0:
+            self._die(notebook_limit)
+            raise KernelDied(self.dead_reason)
+        try:
+            self.client.run(code, timeout=min(timeout, remaining), store_history=store_history,
+                            interrupt=timeout <= remaining)
+        except DeadKernelError:
+            process = getattr(getattr(self.km, "provisioner", None), "process", None)
+            status = None if process is None else process.poll()
+            self._die(_describe_exit(status, shell_status=bool(self.bwrap)))
+            raise KernelDied(self.dead_reason) from None
+        except CellTimeoutError:
+            if timeout > remaining:
+                self._die(notebook_limit)
                 raise KernelDied(self.dead_reason) from None
-            with contextlib.suppress(Exception):
-                self.km.interrupt_kernel()
-            try:
-                self._collect(msg_id, time.monotonic() + 5.0)
-            except (CellTimeout, KernelDied):
-                self._die(f"the code ran past its time limit of {timeout:g} s and did not "
-                          "stop when interrupted, so the kernel was killed")
-            raise
+            self._die(f"the code ran past its time limit of {timeout:g} s and did not "
+                      "stop when interrupted, so the kernel was killed")
+            raise CellTimeout() from None
+        if self.client.timed_out:
+            raise CellTimeout()
+        reply = self.client.reply
+        return ExecResult(status=reply.get("status", "error"), ename=reply.get("ename"),
+                          evalue=reply.get("evalue"),
+                          payloads=[] if self.client.payload is None else [self.client.payload],
+                          oversized=self.client.oversized)
 
     def request_file(self, text: str) -> Path:
         """Write one request where the kernel can read it; return its path."""
@@ -487,47 +477,3 @@ class SandboxKernel:
             handle.write(text)
         os.chmod(path, 0o644)
         return path
-
-    def _collect(self, msg_id: str, deadline: float) -> ExecResult:
-        import zmq
-
-        result = ExecResult(status="unknown")
-        reply = idle = False
-        last_check = 0.0
-        iopub, shell = self.kc.iopub_channel, self.kc.shell_channel
-        poller = zmq.Poller()
-        poller.register(iopub.socket, zmq.POLLIN)
-        poller.register(shell.socket, zmq.POLLIN)
-        while not (reply and idle):
-            now = time.monotonic()
-            if now > deadline:
-                raise CellTimeout()
-            if now - last_check > 0.25:
-                last_check = now
-                if not self.km.is_alive():
-                    self._die(_describe_exit(self._exit_code(), shell_status=bool(self.bwrap)))
-                    raise KernelDied(self.dead_reason)
-            ready = dict(poller.poll(timeout=100))
-            if iopub.socket in ready:
-                msg = iopub.get_msg(timeout=0)
-                if msg.get("parent_header", {}).get("msg_id") == msg_id:
-                    kind, content = msg["msg_type"], msg["content"]
-                    if kind == "status" and content.get("execution_state") == "idle":
-                        idle = True
-                    elif kind == "display_data":
-                        payload = content.get("data", {}).get(RPC_MIME)
-                        if isinstance(payload, str):
-                            # Only the last reply counts (proxy): keep one, bounded in size.
-                            if len(payload) > MAX_REPLY_CHARS:
-                                result.oversized = max(result.oversized, len(payload))
-                            else:
-                                result.payloads[:] = [payload]
-            if shell.socket in ready:
-                msg = shell.get_msg(timeout=0)
-                if msg.get("parent_header", {}).get("msg_id") == msg_id:
-                    reply = True
-                    content = msg["content"]
-                    result.status = content.get("status", "error")
-                    result.ename = content.get("ename")
-                    result.evalue = content.get("evalue")
-        return result

@@ -12,7 +12,7 @@ student's kernel, then :func:`setup` is called. It
   import (the same import hook);
 * defines ``builtins.__dlcourse_rpc__``, through which the grader asks for
   function calls; results go back as a display message of type
-  :data:`MIME`, encoded with the codec (arrays as ``.npy``, the rest JSON).
+  ``MIME`` (defined by the codec), encoded with it (arrays as ``.npy``, the rest JSON).
 
 Everything here runs in the untrusted process: it only makes honest work and
 honest mistakes easy to grade; it is not what keeps the grade safe (the grader
@@ -27,7 +27,6 @@ import os
 import random
 import sys
 
-MIME = "application/x-dlcourse-rpc"
 BLOCKED_MESSAGE = (
     "calling dlcourse's reference implementation earns no credit: "
     "write {name} yourself"
@@ -163,7 +162,8 @@ def _resolve(path):
     value = namespace[head]
     for part in rest:
         if not hasattr(value, part):
-            raise _Missing(f"{'.'.join([head, *rest[: rest.index(part)]])} has no attribute {part!r}")
+            where = ".".join([head, *rest[: rest.index(part)]])
+            raise _Missing(f"{where} has no attribute {part!r}")
         value = getattr(value, part)
     return value
 
@@ -199,6 +199,53 @@ def _where_in_student_code(exc):
     return line
 
 
+def _ok(result):
+    return {"ok": encode(result, "the result", extra=_encode_extra)}  # noqa: F821 (codec)
+
+
+def _has(request, args, kwargs):
+    try:
+        _resolve(request.get("name"))
+    except _Missing:
+        return _ok(False)
+    return _ok(True)
+
+
+def _new(request, args, kwargs):
+    obj = _resolve(request.get("name"))(*args, **kwargs)
+    handle = len(_HANDLES) + 1
+    _HANDLES[handle] = obj
+    return {"handle": handle}
+
+
+def _attr(request, args, kwargs):
+    obj, name = _HANDLES[request["handle"]], request.get("name")
+    if not hasattr(obj, name):
+        raise _Missing(f"the object has no attribute {name!r}")
+    return _ok(getattr(obj, name))
+
+
+#: The grader's requests: ``op`` -> ``(request, args, kwargs) -> reply``.
+_OPS = {
+    "has": _has,
+    "get": lambda request, args, kwargs: _ok(_resolve(request.get("name"))),
+    "call": lambda request, args, kwargs: _ok(_resolve(request.get("name"))(*args, **kwargs)),
+    "new": _new,
+    "method": lambda request, args, kwargs: _ok(
+        getattr(_HANDLES[request["handle"]], request.get("name"))(*args, **kwargs)),
+    "attr": _attr,
+}
+
+
+def _serve(request):
+    op = request["op"]
+    args = decode(request.get("args", []), extra=_decode_marker)  # noqa: F821
+    kwargs = decode(request.get("kwargs", {"__dict__": []}), extra=_decode_marker)  # noqa: F821
+    if op not in _OPS:
+        raise ValueError(f"unknown operation {op!r}")
+    return _OPS[op](request, args, kwargs)
+
+
 def rpc(text, path=None):
     """Serve one grader request (JSON text, or a file of it); publish the JSON reply."""
     from IPython.display import publish_display_data
@@ -207,37 +254,7 @@ def rpc(text, path=None):
         if path is not None:
             with open(path, encoding="utf-8") as handle:
                 text = handle.read()
-        request = json.loads(text)
-        op, name = request["op"], request.get("name")
-        args = decode(request.get("args", []), extra=_decode_marker)  # noqa: F821
-        kwargs = decode(request.get("kwargs", {"__dict__": []}), extra=_decode_marker)  # noqa: F821
-        if op == "has":
-            try:
-                _resolve(name)
-                result = True
-            except _Missing:
-                result = False
-        elif op == "get":
-            result = _resolve(name)
-        elif op == "call":
-            result = _resolve(name)(*args, **kwargs)
-        elif op == "new":
-            obj = _resolve(name)(*args, **kwargs)
-            handle = len(_HANDLES) + 1
-            _HANDLES[handle] = obj
-            reply = {"handle": handle}
-            publish_display_data({MIME: dumps(reply)})  # noqa: F821
-            return
-        elif op == "method":
-            result = getattr(_HANDLES[request["handle"]], name)(*args, **kwargs)
-        elif op == "attr":
-            obj = _HANDLES[request["handle"]]
-            if not hasattr(obj, name):
-                raise _Missing(f"the object has no attribute {name!r}")
-            result = getattr(obj, name)
-        else:
-            raise ValueError(f"unknown operation {op!r}")
-        reply = {"ok": encode(result, "the result", extra=_encode_extra)}  # noqa: F821
+        reply = _serve(json.loads(text))
     except Unsupported as exc:  # noqa: F821
         reply = {"unsupported": {"type": exc.type_name, "where": exc.where}}
     except _Missing as exc:
@@ -247,7 +264,7 @@ def rpc(text, path=None):
     except BaseException as exc:  # SystemExit from student code is an error like any other
         reply = {"error": {"ename": type(exc).__name__, "evalue": str(exc)[:4000],
                            "line": _where_in_student_code(exc)}}
-    publish_display_data({MIME: dumps(reply)})  # noqa: F821
+    publish_display_data({MIME: dumps(reply)})  # noqa: F821 (codec)
 
 
 def setup(config):

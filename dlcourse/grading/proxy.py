@@ -14,7 +14,7 @@ import numpy as np
 from dlcourse.grading import codec
 from dlcourse.grading.bounds import MAX_FEEDBACK, MAX_NAME, clip
 from dlcourse.grading.errors import SubmissionDied, SubmissionError, SubmissionTimeout
-from dlcourse.grading.kernel import MAX_REPLY_CHARS, CellTimeout, KernelDied, SandboxKernel
+from dlcourse.grading.kernel import CellTimeout, KernelDied, SandboxKernel
 
 _ALLOWED = "NumPy arrays, numbers, strings, None, lists, tuples or dicts of those"
 
@@ -69,6 +69,31 @@ def _encode_marker(value):
     return None
 
 
+def _request_text(header: dict, args, kwargs) -> str:
+    """The JSON text of one request: ``header`` with the encoded arguments."""
+    request = dict(header)
+    try:
+        request["args"] = codec.encode(list(args), "the arguments", extra=_encode_marker)
+        request["kwargs"] = codec.encode(dict(kwargs), "the arguments", extra=_encode_marker)
+    except codec.Unsupported as exc:  # a bug in the hidden test, not the student's
+        raise TypeError(f"cannot send {exc} to the submission") from exc
+    return codec.dumps(request)
+
+
+def _reply_payload(result, label: str) -> str:
+    """The reply of a finished request, or the SubmissionError that says why there is none."""
+    if result.oversized and not result.payloads:
+        raise SubmissionError(f"the result of {label} is {result.oversized / 2**20:.0f} MB "
+                              "of data; the grader reads at most "
+                              f"{codec.MAX_REPLY_CHARS / 2**20:.0f} MB")
+    if result.status != "ok" or not result.payloads:
+        detail = (f"{clip(result.ename, MAX_NAME)}: {clip(result.evalue, MAX_FEEDBACK // 2)}"
+                  if result.ename else "no reply")
+        raise SubmissionError(f"the grader could not run {label} in your notebook "
+                              f"({detail}); did the notebook change Python's builtins?")
+    return result.payloads[-1]
+
+
 class Submission:
     """Proxy to one student's kernel, handed to hidden tests as ``submission``.
 
@@ -119,13 +144,7 @@ class Submission:
             raise SubmissionDied(self._reason or "the notebook could not be run")
         if self._kernel.dead_reason is not None:
             raise SubmissionDied(self._kernel.dead_reason)
-        try:
-            request = dict(header)
-            request["args"] = codec.encode(list(args), "the arguments", extra=_encode_marker)
-            request["kwargs"] = codec.encode(dict(kwargs), "the arguments", extra=_encode_marker)
-        except codec.Unsupported as exc:  # a bug in the hidden test, not the student's
-            raise TypeError(f"cannot send {exc} to the submission") from exc
-        text = codec.dumps(request)
+        text = _request_text(header, args, kwargs)
         if len(text) > 2000 and hasattr(self._kernel, "request_file"):
             path = self._kernel.request_file(text)
             code = f"__dlcourse_rpc__(None, {str(path)!r})"
@@ -144,16 +163,7 @@ class Submission:
         finally:
             if path is not None:
                 path.unlink(missing_ok=True)
-        if result.oversized and not result.payloads:
-            raise SubmissionError(f"the result of {label} is {result.oversized / 2**20:.0f} MB "
-                                  "of data; the grader reads at most "
-                                  f"{MAX_REPLY_CHARS / 2**20:.0f} MB")
-        if result.status != "ok" or not result.payloads:
-            detail = (f"{clip(result.ename, MAX_NAME)}: {clip(result.evalue, MAX_FEEDBACK // 2)}"
-                      if result.ename else "no reply")
-            raise SubmissionError(f"the grader could not run {label} in your notebook "
-                                  f"({detail}); did the notebook change Python's builtins?")
-        return self._decode(result.payloads[-1], label)
+        return self._decode(_reply_payload(result, label), label)
 
     def _decode(self, payload: str, label: str):
         try:
