@@ -1,7 +1,10 @@
 """A student's notebook kernel, started inside the sandbox and driven by the grader.
 
-See :mod:`dlcourse.grading.launcher` for what the sandbox applies at start and
-the "Security model" section of :mod:`dlcourse.grading` for what that guarantees.
+Code runs in it through nbclient (:mod:`dlcourse.grading.execution`: what the
+grader keeps of the kernel's messages, time-outs, a dead kernel). See
+:mod:`dlcourse.grading.launcher` for what the sandbox applies at start and the
+"Security model" section of the instructors' guide (``book/grading.md``) for
+what that guarantees.
 """
 
 from __future__ import annotations
