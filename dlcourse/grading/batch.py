@@ -41,9 +41,11 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -204,6 +206,86 @@ def check_out_folder(out: Path, exercise: str) -> None:
                           f"{exercise} into another --out folder")
 
 
+class Spares:
+    """Worker processes started ahead of their notebook.
+
+    A worker imports what grading needs before it reads its job
+    (:func:`dlcourse.grading.worker.worker_main`), so a worker started while
+    other notebooks are being graded is ready when its notebook comes: its
+    interpreter start and imports overlap work in progress (a grading spends
+    much of its time waiting for the kernel's replies) instead of delaying the
+    next notebook. Each worker still grades one notebook and exits; a spare
+    that gets none is sent an empty job and exits. Each worker's standard error
+    goes to its own log file, moved into ``OUT/<student>/`` once it is used.
+
+    Args:
+        start: Starts one worker with its standard error to the given file.
+        wanted: How many notebooks will ask for a worker.
+        ahead: How many idle workers to keep started (the batch's ``jobs``).
+    """
+
+    def __init__(self, start, wanted: int, ahead: int):
+        self._start = start
+        self._wanted = wanted
+        self._ahead = ahead
+        self._idle: list[tuple[subprocess.Popen, Path]] = []
+        self._lock = threading.Lock()
+        self._folder = Path(tempfile.mkdtemp(prefix="dlcourse-workers-"))
+        self._count = 0
+        self._top_up()
+
+    def _spawn(self) -> tuple[subprocess.Popen, Path]:
+        with self._lock:
+            self._count += 1
+            log = self._folder / f"worker-{self._count}.log"
+        with open(log, "w") as handle:
+            return self._start(handle), log
+
+    def _top_up(self) -> None:
+        """Start spares until ``ahead`` are idle or every remaining notebook has one."""
+        while True:
+            with self._lock:
+                if len(self._idle) >= min(self._ahead, self._wanted):
+                    return
+                self._wanted -= 1  # reserved for the spare about to start
+            spare = self._spawn()
+            with self._lock:
+                self._wanted += 1
+                self._idle.append(spare)
+
+    def take(self) -> tuple[subprocess.Popen, Path]:
+        """A started worker for the next notebook, and the file its stderr goes to."""
+        taken = None
+        with self._lock:
+            self._wanted -= 1
+            while self._idle and taken is None:
+                proc, log = self._idle.pop(0)
+                if proc.poll() is None:
+                    taken = proc, log
+                else:  # died before its job (it wrote why to its log): start another
+                    log.unlink(missing_ok=True)
+        if taken is None:
+            taken = self._spawn()
+        self._top_up()
+        return taken
+
+    def close(self) -> None:
+        """Send every idle worker an empty job, wait for it, and remove the log folder."""
+        with self._lock:
+            idle, self._idle, self._wanted = self._idle, [], 0
+        for proc, _ in idle:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        for proc, _ in idle:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, 9)
+                proc.wait()
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+
 class Batch:
     """Grades submissions with ``jobs`` worker processes.
 
@@ -229,6 +311,7 @@ class Batch:
         self.hidden_sha256 = exercise.bundle_sha256()
         self.grader_errors: list[str] = []
         self._lock = threading.Lock()
+        self._spares: Spares | None = None  # workers started ahead, while grading a batch
         self.all_tests: list[dict] | None = None  # the collecting job sends none
         self.all_tests, self.collect_errors = self._collect()
         if not self.all_tests and not self.collect_errors:
@@ -246,6 +329,12 @@ class Batch:
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         return subprocess.Popen([sys.executable, *WORKER_FLAGS, "-m", WORKER_MODULE, *args],
                                 text=True, env=env, cwd=neutral_folder(), **popen)
+
+    def _start_worker(self, stderr) -> subprocess.Popen:
+        """Start a grading worker: it reads its job on stdin and reports on stdout; its
+        own session, so that killing its group stops everything it started."""
+        return self._worker("-", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                            start_new_session=True)
 
     def _collect(self) -> tuple[list[dict], list[str]]:
         """Collect the hidden tests in a worker process: ``(tests, errors)``."""
@@ -273,31 +362,36 @@ class Batch:
         outcome = Outcome()
         hung = threading.Event()
         limit = self.limits.notebook_timeout + self.worker_slack
-        with open(log, "w") as log_handle:
-            proc = self._worker("-", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=log_handle, start_new_session=True)
+        if self._spares is not None:
+            proc, worker_log = self._spares.take()
+        else:
+            worker_log = log
+            with open(log, "w") as handle:
+                proc = self._start_worker(handle)
 
-            def stop():
-                hung.set()
-                proc.kill()
+        def stop():
+            hung.set()
+            proc.kill()
 
-            timer = threading.Timer(limit, stop)
-            timer.start()
-            try:
-                with contextlib.suppress(OSError):  # a worker that died at once: reported below
-                    proc.stdin.write(self._job(notebook))
-                    proc.stdin.close()
-                for line in proc.stdout:
-                    outcome.read(line)
-                # Wait without reaping, so that the pid still names this worker's group.
-                with contextlib.suppress(ChildProcessError):
-                    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
-            finally:
-                timer.cancel()
-                if proc.returncode is None:  # not reaped: the group is still the worker's
-                    with contextlib.suppress(OSError):
-                        os.killpg(proc.pid, 9)
-                proc.wait()
+        timer = threading.Timer(limit, stop)
+        timer.start()
+        try:
+            with contextlib.suppress(OSError):  # a worker that died at once: reported below
+                proc.stdin.write(self._job(notebook))
+                proc.stdin.close()
+            for line in proc.stdout:
+                outcome.read(line)
+            # Wait without reaping, so that the pid still names this worker's group.
+            with contextlib.suppress(ChildProcessError):
+                os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+        finally:
+            timer.cancel()
+            if proc.returncode is None:  # not reaped: the group is still the worker's
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, 9)
+            proc.wait()
+            if worker_log != log:
+                shutil.move(worker_log, log)
         if outcome.error is not None:
             return outcome, f"grader error (not your fault): {outcome.error}"
         if outcome.result is not None:
@@ -407,13 +501,18 @@ class Batch:
             bar = tqdm(total=len(admitted), desc=f"grading {self.exercise.name}", unit="nb",
                        file=sys.stderr, dynamic_ncols=True)
         results = {}
-        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            futures = {pool.submit(self.grade_one, target, student, note): student
-                       for student, (target, note) in admitted.items()}
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                if bar is not None:
-                    bar.update(1)
+        self._spares = Spares(self._start_worker, wanted=len(admitted), ahead=self.jobs)
+        try:
+            with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+                futures = {pool.submit(self.grade_one, target, student, note): student
+                           for student, (target, note) in admitted.items()}
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    if bar is not None:
+                        bar.update(1)
+        finally:
+            self._spares.close()
+            self._spares = None
         if bar is not None:
             bar.close()
         return results

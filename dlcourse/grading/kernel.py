@@ -340,7 +340,9 @@ class SandboxKernel:
         return [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(config), "--",
                 sys.executable, "-Xfrozen_modules=off", "-m", "ipykernel_launcher",
                 "-f", "{connection_file}", "--HistoryManager.enabled=False",
-                "--IPKernelApp.log_level=CRITICAL"]
+                # ipykernel sleeps 0.5 ms before each execute_reply "to let output flush";
+                # the grader waits for the idle status, which follows every output anyway.
+                "--IPythonKernel._execute_sleep=0", "--IPKernelApp.log_level=CRITICAL"]
 
     def start(self, bootstrap: str, startup_timeout: float = 60.0,
               on_started=None) -> None:
