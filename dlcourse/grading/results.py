@@ -88,6 +88,8 @@ class Outcome:
         error: The ``grader_error`` event's message.
         kernel: The ``kernel`` event (its pid, start time and folders).
         collected: The ``collected`` event's ``(tests, errors)``.
+        exited: The ``exit`` event of a serving worker: the notebook's process ended
+            (``status``: exit status or minus the signal; ``hung``: stopped at its limit).
     """
 
     tests: list[dict] = field(default_factory=list)
@@ -95,6 +97,7 @@ class Outcome:
     error: str | None = None
     kernel: dict | None = None
     collected: tuple[list[dict], list[str]] | None = None
+    exited: dict | None = None
 
     def read(self, line: str) -> None:
         """Take in one line of the stream; anything that is not an event is ignored."""
@@ -113,6 +116,8 @@ class Outcome:
             self.error = event["message"]
         elif kind == "collected":
             self.collected = (event["tests"], event["errors"])
+        elif kind == "exit":
+            self.exited = event
 
 
 # -- results.json ---------------------------------------------------------------------

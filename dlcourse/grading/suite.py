@@ -113,6 +113,13 @@ class GradingPlugin:
         return list(self.collect_errors)
 
 
+#: pytest's plugins hidden tests never need; off, they are not imported, and the
+#: unraisable/thread-exception plugins' garbage collections at the end of every run go too.
+UNUSED_PLUGINS = tuple(arg for name in (
+    "unraisableexception", "threadexception", "junitxml", "doctest", "pastebin", "debugging",
+    "unittest", "legacypath", "faulthandler") for arg in ("-p", f"no:{name}"))
+
+
 def _pytest(exercise: Exercise, plugin: GradingPlugin, *extra: str) -> int:
     """Run pytest on the exercise's hidden tests with ``plugin``; return its exit code."""
     with tempfile.TemporaryDirectory(prefix="dlcourse-pytest-") as tmp:
@@ -121,7 +128,8 @@ def _pytest(exercise: Exercise, plugin: GradingPlugin, *extra: str) -> int:
         args = [str(exercise.hidden_dir), "-c", str(ini), "--rootdir", str(exercise.hidden_dir),
                 "--confcutdir", str(exercise.hidden_dir), "-p", "no:cacheprovider",
                 "--assert=plain", "-q", "--no-header", "-p", "no:randomly",
-                "--import-mode=importlib", "-W", "ignore::DeprecationWarning", *extra]
+                "--import-mode=importlib", "-W", "ignore::DeprecationWarning",
+                *UNUSED_PLUGINS, *extra]
         with contextlib.redirect_stdout(sys.stderr):
             return pytest.main(args, plugins=[plugin])
 

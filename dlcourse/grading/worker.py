@@ -1,12 +1,14 @@
 """Grade one notebook: run it in a sandboxed kernel, then run the hidden tests.
 
 Run as ``python -I -m dlcourse.grading.worker -`` (a
-:class:`~dlcourse.grading.results.Job` as JSON on stdin): the worker process
-that ``dlcourse grade`` starts for each submission. It streams events, one JSON
-line each (:mod:`dlcourse.grading.results`), on its standard output: the
-kernel it started, each finished test, then the complete result; so a crash of
-the worker still leaves partial results to write. With ``--collect`` it only
-lists the hidden tests (``dlcourse grade`` does that first).
+:class:`~dlcourse.grading.results.Job` as JSON on stdin) it grades that one
+notebook. It streams events, one JSON line each (:mod:`dlcourse.grading.results`),
+on its standard output: the kernel it started, each finished test, then the
+complete result; so a crash of the worker still leaves partial results to
+write. With ``--collect`` it only lists the hidden tests (``dlcourse grade``
+does that first). With ``--serve`` (what ``dlcourse grade`` starts, one per
+``--jobs``) it imports everything once, then grades one notebook per request,
+each in a process of its own forked from it (:func:`serve`).
 
 In order, for one notebook: read it (:func:`read_notebook`), note what can be
 seen without running it (missing answer cells, imports of blocked references),
@@ -312,13 +314,7 @@ def _event_stream() -> Emit:
 
 
 def _preload() -> None:
-    """Import what grading a notebook needs, before the job is read.
-
-    A batch starts each worker ahead of its notebook (see
-    :class:`dlcourse.grading.batch.Batch`), so the interpreter's start and these
-    imports (about 0.6 s) overlap the grading already running instead of
-    delaying the next notebook.
-    """
+    """Import what grading a notebook needs, once, in the serving process."""
     import pytest  # noqa: F401
 
     from dlcourse.grading._nbformat import nbformat
@@ -328,29 +324,27 @@ def _preload() -> None:
     from dlcourse.grading import execution, kernel, proxy, suite  # noqa: F401
 
 
-def worker_main(argv: list[str]) -> int:
-    """Entry point of ``python -m dlcourse.grading.worker [--collect] JOB_JSON|-``.
-
-    With ``--collect`` it only collects the hidden tests and emits one
-    ``collected`` event (see :func:`collect_tests`). Exit status 2 after a
-    ``grader_error`` event.
-    """
+def _setup_process() -> None:
     _not_dumpable()
     sys.dont_write_bytecode = True
     # Hidden tests need no third-party pytest plugin; loading them all costs ~1 s.
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    _preload()
-    # The job comes on stdin ("-"; it holds the list of tests, which may be long) or as argv.
-    text = sys.stdin.read() if argv[-1] == "-" else argv[-1]
-    if not text.strip():  # a worker started ahead (batch) that got no notebook after all
-        return 0
+
+
+def run_job(text: str, *, collect: bool = False) -> int:
+    """Run one job (JSON text): report its events on standard output; the exit status.
+
+    With ``collect`` it only collects the hidden tests and emits one
+    ``collected`` event (see :func:`collect_tests`). Status 2 after a
+    ``grader_error`` event.
+    """
     job = Job.from_json(text)
     emit = _event_stream()
     _limit_memory(job.worker_memory_mb)
     try:
         _check_dlcourse(job.isolation.dlcourse_dir)
         job.exercise.check_bundle(job.hidden_sha256)
-        if argv[:1] == ["--collect"]:
+        if collect:
             tests, errors = collect_tests(job.exercise)
             emit("collected", tests=tests, errors=errors)
             return 0
@@ -362,6 +356,112 @@ def worker_main(argv: list[str]) -> int:
         return 2
     emit("done", result=result)
     return 0
+
+
+def worker_main(argv: list[str]) -> int:
+    """Entry point of ``python -m dlcourse.grading.worker [--collect] JOB_JSON|-``
+    (one job, read from the argument or, with ``-``, from standard input), or of
+    ``python -m dlcourse.grading.worker --serve`` (see :func:`serve`)."""
+    _setup_process()
+    if argv[:1] == ["--serve"]:
+        return serve(sys.stdin, os.fdopen(os.dup(1), "w", buffering=1))
+    # The job comes on stdin ("-"; it holds the list of tests, which may be long) or as argv.
+    text = sys.stdin.read() if argv[-1] == "-" else argv[-1]
+    return run_job(text, collect=argv[:1] == ["--collect"])
+
+
+# -- serving a batch: one forked process per notebook ---------------------------------
+def serve(requests, replies) -> int:
+    """Grade one notebook per request line, each in a process forked from this one.
+
+    The imports (about 0.6 s of CPU) happen once, here; every notebook still gets
+    a process of its own, as with ``worker_main``: forked, in a new session, with
+    its own memory limit, its standard error in the request's ``log`` file and
+    its events on this process's standard output. A request is a JSON line
+    ``{"job": JOB_JSON, "log": PATH, "limit": SECONDS}``; after the process ends
+    (killed with its whole group after ``limit`` seconds), one ``exit`` event
+    ``{"status": ..., "hung": ...}`` follows its events. End of input ends.
+    """
+    _preload()
+    os.dup2(2, 1)  # anything this process prints goes to its stderr; replies are the stream
+    warmed: set[str] = set()
+    for line in requests:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        _warm(request["job"], warmed)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the notebook's process
+            os._exit(_child(request, replies.fileno()))
+        status, hung = _wait(pid, float(request["limit"]))
+        replies.write(event_line("exit", status=status, hung=hung))
+        replies.flush()
+    return 0
+
+
+def _warm(text: str, warmed: set[str]) -> None:
+    """Before the first notebook of an exercise: collect its hidden tests here once, so that
+    pytest's modules and those the tests import are imported before the fork, and import
+    the reference modules the tests may compare against. Only a speed-up: any failure is
+    left for the notebook's own process to meet and report."""
+    import importlib
+    import io
+
+    try:
+        job = Job.from_json(text)
+        if job.exercise.name in warmed:
+            return
+        warmed.add(job.exercise.name)
+        with contextlib.redirect_stderr(io.StringIO()):
+            collect_tests(job.exercise)
+        for ref in job.exercise.blocked:
+            importlib.import_module(ref.partition(":")[0])
+    except Exception:  # noqa: BLE001, S110 (see the docstring)
+        pass
+
+
+def _child(request: dict, events: int) -> int:
+    try:
+        os.setsid()
+        os.dup2(events, 1)  # the events stream (run_job moves it off fd 1 again)
+        fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(fd, 2)
+        os.close(fd)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        sys.stdin = open(os.devnull)  # noqa: SIM115
+        code = run_job(request["job"])
+    except BaseException:  # noqa: BLE001 (reported in the log; the batch sees the status)
+        import traceback
+
+        traceback.print_exc()
+        code = 70
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    return code
+
+
+def _wait(pid: int, limit: float) -> tuple[int, bool]:
+    """Wait for the notebook's process (killed after ``limit`` s); kill what is left of its
+    session; reap it. ``(exit status or -signal, whether it ran past the limit)``."""
+    deadline = time.monotonic() + limit
+    hung = False
+    while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is None:
+        if time.monotonic() > deadline:
+            hung = True
+            with contextlib.suppress(OSError):
+                os.killpg(pid, 9)
+            break
+        time.sleep(0.01)
+    # Not reaped yet, so the pid still names this process's group: stop what it left.
+    with contextlib.suppress(OSError):
+        os.killpg(pid, 9)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), hung
 
 
 if __name__ == "__main__":
