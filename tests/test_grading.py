@@ -23,10 +23,11 @@ from dlcourse.cli import main as cli_main
 from dlcourse.grading import SubmissionDied, SubmissionError, codec, points, visibility
 from dlcourse.grading.assign import MarkupError, student_notebook
 from dlcourse.grading.exercise import answer_cell_ids
-from dlcourse.grading.kernel import LAUNCHER, ExecResult
+from dlcourse.grading.kernel import ExecResult
 from dlcourse.grading.proxy import Submission
 from dlcourse.grading.public import check
 from dlcourse.grading.report import write_csv
+from dlcourse.grading.sandbox import LAUNCHER
 
 FIXTURES = Path(__file__).resolve().parent / "grading_fixtures"
 COURSE = FIXTURES / "course"
@@ -323,7 +324,7 @@ def test_landlock_confines_reads_writes_and_network(tmp_path):
 @pytest.mark.skipif(_landlock_abi() < 1, reason="the Linux kernel has no Landlock")
 def test_kernel_sandbox_writes_only_its_folder_and_dev_null(tmp_path):
     """The paths the kernel gets: no /dev/shm (memory outside RLIMIT_DATA that outlives it)."""
-    from dlcourse.grading.kernel import sandbox_read_paths, sandbox_write_paths
+    from dlcourse.grading.sandbox import sandbox_read_paths, sandbox_write_paths
 
     workdir = tmp_path / "work"
     (workdir / "tmp").mkdir(parents=True)
@@ -381,7 +382,7 @@ def shared_tmp():
 
 
 def test_uid_lease_kills_and_removes_what_the_sandbox_user_left(shared_tmp):
-    from dlcourse.grading.kernel import UidLease
+    from dlcourse.grading.sandbox import UidLease
 
     lease = UidLease()
     left = [f"/dev/shm/dlcourse-lease-test-{lease.uid}", f"/tmp/dlcourse-lease-test-{lease.uid}"]
@@ -527,7 +528,7 @@ def test_student_ids_are_paths_below_the_submissions_root(tmp_path):
 
 def test_strict_isolation_refuses_to_grade_without_a_user_switch(tmp_path, capsys):
     """The builtin sandbox switches user only where other users can run the kernel's Python."""
-    from dlcourse.grading.kernel import probe_unprivileged
+    from dlcourse.grading.sandbox import probe_unprivileged
 
     if probe_unprivileged() is None:
         pytest.skip("an unprivileged user can run the kernel here")
@@ -596,7 +597,7 @@ def _attack(iso, tmp_path):
     import time
     import uuid
 
-    from dlcourse.grading.kernel import UidLease, launcher_config
+    from dlcourse.grading.sandbox import UidLease, launcher_config
 
     marker = f"dlcourse-test-daemon-{uuid.uuid4().hex[:8]}"
     listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

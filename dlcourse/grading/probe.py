@@ -23,13 +23,16 @@ import sys
 import tempfile
 
 from dlcourse.grading.errors import GraderError
-from dlcourse.grading.kernel import LAUNCHER, UidLease, launcher_config, probe_unprivileged
 from dlcourse.grading.sandbox import (
+    LAUNCHER,
     SANDBOX_MODES,
     Isolation,
+    UidLease,
     kernel_dlcourse_dir,
     landlock_abi,
+    launcher_config,
     neutral_folder,
+    probe_unprivileged,
     promises,
 )
 

@@ -18,6 +18,10 @@
 * :func:`promises` says, for an isolation, which of the sandbox's promises hold
   and why the others do not; the summary of a batch and ``dlcourse grade
   --help`` print it.
+* :func:`launcher_config` is what the launcher (:mod:`dlcourse.grading.launcher`)
+  applies when it starts a kernel or a trial process: the folders it may read
+  (:func:`sandbox_read_paths`) and write, its limits, bubblewrap, and a
+  sandbox uid leased with :class:`UidLease`.
 
 Which isolation a batch gets is decided once, before any notebook runs, by
 starting trial kernels (:func:`dlcourse.grading.probe.detect`).
@@ -25,13 +29,34 @@ starting trial kernels (:func:`dlcourse.grading.probe.detect`).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import fcntl
+import json
 import os
+import pwd
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 from dlcourse.grading.errors import GraderError
+
+HERE = Path(__file__).resolve().parent
+LAUNCHER = HERE / "launcher.py"
+UID_RANGE = range(61000, 62000)
+_LOCK_DIR = Path(tempfile.gettempdir())
+#: Device files a confined kernel may open: read ``/dev/null``, ``/dev/zero``, the
+#: random devices; write only ``/dev/null``. Nothing else under ``/dev`` (not
+#: ``/dev/shm``: memory there is not counted by ``RLIMIT_DATA`` and outlives the kernel).
+DEV_READ = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+DEV_WRITE = ("/dev/null",)
+#: World-writable folders where a sandbox uid may leave files (removed with its lease).
+SHARED_TMP = ("/dev/shm", "/dev/mqueue", "/tmp", "/var/tmp")
+
 
 #: The promises, in the order the summary lists them: key -> what holds.
 PROMISES = {
@@ -202,3 +227,150 @@ def kernel_dlcourse_dir(python: str = sys.executable) -> str:
                           f"isolated from {neutral_folder()} ({tail}): install the package "
                           "into that environment (pip install -e .)")
     return proc.stdout.strip()
+
+
+# -- what a kernel is started with: the launcher's configuration, a sandbox uid ----------
+class UidLease:
+    """A sandbox uid reserved for this process with a lock file (root only)."""
+
+    def __init__(self):
+        self.uid = None
+        self._handle = None
+        for uid in UID_RANGE:
+            try:
+                pwd.getpwuid(uid)
+                continue  # a real account: never borrow it
+            except KeyError:
+                pass
+            handle = open(_LOCK_DIR / f"dlcourse-sandbox-{uid}.lock", "a")  # noqa: SIM115
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                continue
+            self.uid, self._handle = uid, handle
+            # A worker that crashed cannot clean up: whatever it left of this uid goes now.
+            self.kill_all()
+            return
+        raise GraderError("no free sandbox uid in 61000-61999")
+
+    def kill_all(self) -> None:
+        """Kill every process running as the sandbox uid (daemons included) and remove
+        the files it owns at the top of the shared temporary folders (:data:`SHARED_TMP`).
+
+        Both happen in a child process that has become the sandbox uid, so it can
+        remove nothing that uid could not remove itself.
+        """
+        if self.uid is None:
+            return
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            try:
+                os.setgroups([])
+                os.setgid(self.uid)
+                os.setuid(self.uid)
+                with contextlib.suppress(OSError):
+                    os.kill(-1, signal.SIGKILL)
+                _remove_owned(self.uid)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self.kill_all()
+            self._handle.close()
+            self._handle = None
+
+
+def _remove_owned(uid: int) -> None:
+    """Remove the entries of :data:`SHARED_TMP` that ``uid`` owns (run as ``uid``)."""
+    for folder in SHARED_TMP:
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    if entry.stat(follow_symlinks=False).st_uid != uid:
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.unlink(entry.path)
+
+
+def sandbox_write_paths(workdir: Path | str) -> list[str]:
+    """What a confined kernel may write: its own folder (temporary files in ``tmp/``)
+    and ``/dev/null``."""
+    return [str(workdir), *DEV_WRITE]
+
+
+def probe_unprivileged(python: str = sys.executable) -> str | None:
+    """Return ``None`` if a sandbox uid can start the kernel's Python, else why not."""
+    if os.geteuid() != 0:
+        return "the grader is not running as root"
+    lease = UidLease()
+    workdir = tempfile.mkdtemp(prefix="dlcourse-probe-")
+    try:
+        config = {"workdir": workdir, "uid": lease.uid, "gid": lease.uid,
+                  "env": {"PATH": "/usr/bin:/bin"}, "limits": {}}
+        cmd = [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(config), "--",
+               python, "-c", "import ipykernel, numpy"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            tail = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
+            return f"an unprivileged user cannot run {python}: {tail}"
+        return None
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        lease.release()
+
+
+def sandbox_read_paths(dlcourse_dir: str | None = None) -> list[str]:
+    """Folders a confined kernel may read: Python, its packages, dlcourse, the system.
+
+    Args:
+        dlcourse_dir: The dlcourse package the kernel imports (default: the one this
+            process imported; :func:`dlcourse.grading.sandbox.kernel_dlcourse_dir`
+            says which one a kernel imports).
+    """
+    import site
+
+    if dlcourse_dir is None:
+        import dlcourse
+
+        dlcourse_dir = str(Path(dlcourse.__file__).resolve().parent)
+    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+             *site.getsitepackages(), str(dlcourse_dir),
+             "/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys",
+             *DEV_READ]
+    paths += [os.path.realpath(p) for p in paths]
+    return sorted({p for p in paths if os.path.exists(p)})
+
+
+def launcher_config(workdir: Path | str, *, env: dict[str, str], memory: int, cpu: int,
+                    uid: int | None = None, confine: bool = True, bwrap: str | None = None,
+                    dlcourse_dir: str | None = None, extra_read: tuple[str, ...] = (),
+                    connection_file: str | None = None) -> dict:
+    """The launcher's configuration for a kernel (or a trial process) in ``workdir``.
+
+    Args:
+        memory: ``RLIMIT_DATA`` in bytes.
+        cpu: ``RLIMIT_CPU`` in seconds.
+        uid: The leased sandbox uid (root only), or None.
+        confine: Apply Landlock where the Linux kernel has it.
+        bwrap: The ``bwrap`` executable, to start the process in bubblewrap.
+        dlcourse_dir: The dlcourse package the kernel imports.
+        extra_read: More paths the process may read (the grader's request folder).
+    """
+    read = [*sandbox_read_paths(dlcourse_dir), *extra_read]
+    return {
+        "workdir": str(workdir),
+        "connection_file": connection_file,
+        "uid": uid,
+        "gid": uid,
+        "env": env,
+        "read_paths": read if confine else None,
+        "bind_paths": read,
+        "write_paths": sandbox_write_paths(workdir),
+        "bwrap": bwrap,
+        "limits": {"data": memory, "cpu": cpu, "fsize": 256 * 2**20, "core": 0, "nproc": 256},
+    }
