@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import ctypes
+import gc
 import hashlib
 import json
 import os
@@ -392,6 +393,9 @@ def serve(requests, replies) -> int:
         _warm(request["job"], warmed)
         sys.stdout.flush()
         sys.stderr.flush()
+        # What this process holds goes to the collector's permanent generation: the forked
+        # process's collections then skip it (and do not copy its pages to mark it).
+        gc.freeze()
         pid = os.fork()
         if pid == 0:  # the notebook's process
             os._exit(_child(request, replies.fileno()))
