@@ -213,8 +213,11 @@ def test_flood_of_messages_does_not_grow_the_worker(tmp_path):
         if phrase:
             assert phrase in " ".join(t["output"] for t in result["tests"])
     rss = {s: r["extra_data"]["worker_max_rss_mb"] for s, r in results.items()}
-    # Keeping the messages would take 320 MB more; one 8 MB message is a few MB more.
-    assert rss["flood"] < rss["full"] + 100, rss
+    # Keeping the 40 messages would take 320 MB more (more, decoded). What the worker holds
+    # at its peak besides the one reply it keeps is the messages in flight, which ZeroMQ
+    # has received and the worker has not read yet: about 45 MB on an idle machine, and
+    # up to about 150 MB measured when the worker shared two cores with a whole test run.
+    assert rss["flood"] < rss["full"] + 250, rss
 
 
 def test_huge_exception_names_are_cut_everywhere(batch):
